@@ -1,0 +1,247 @@
+"""`clear()`: build the LP, solve it with HiGHS, read the result back into tables.
+
+The linopy model lives only inside `clear()`; the result holds tables, never the model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import linopy
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from p2pmarket.core.model import Layout, build_model
+from p2pmarket.core.network import Network, PeerData, build_network, peer_data
+from p2pmarket.core.results import ClearingResult, Status, Timings
+from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
+from p2pmarket.errors import InfeasibleMarketError, ScenarioError, SolverError
+
+__all__ = ["SolverOptions", "clear"]
+
+TOLERANCE_KW = 1e-7
+"""Flows below this are reported as zero (solver noise)."""
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options handed to the solver. `extra` passes solver-specific options through."""
+
+    solver: str = "highs"
+    time_limit_s: float | None = None
+    threads: int | None = None
+    log: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def for_linopy(self) -> dict[str, Any]:
+        options: dict[str, Any] = dict(self.extra)
+        if self.solver == "highs":
+            options.setdefault("output_flag", self.log)
+            options.setdefault("log_to_console", self.log)
+            if self.time_limit_s is not None:
+                options["time_limit"] = float(self.time_limit_s)
+            if self.threads is not None:
+                options["threads"] = int(self.threads)
+        return options
+
+
+def clear(
+    scenario: Scenario,
+    design: str | None = None,
+    objective: str | None = None,
+    options: SolverOptions | None = None,
+) -> ClearingResult:
+    """Clear the market of `scenario` over its whole horizon as one linear program.
+
+    `design` ("p2p", "community", "hybrid") and `objective` ("system-cost", "paper")
+    override the scenario's own settings. Raises `InfeasibleMarketError` naming a peer and
+    period that cannot be balanced, or `SolverError` if the solver stops early.
+    """
+    design = design or scenario.design
+    objective = objective or scenario.objective
+    if design not in DESIGNS:
+        raise ScenarioError("design", f"{design!r} is not one of {', '.join(DESIGNS)}")
+    if objective not in OBJECTIVES:
+        raise ScenarioError("objective", f"{objective!r} is not one of {', '.join(OBJECTIVES)}")
+    options = options or SolverOptions()
+
+    start = time.perf_counter()
+    data = peer_data(scenario)
+    net = build_network(scenario, data, design)
+    model, layout = build_model(scenario, data, net, objective)
+    built = time.perf_counter()
+    _solve(model, options)
+    solved = time.perf_counter()
+
+    termination = str(model.termination_condition)
+    if termination != "optimal":
+        if "infeasible" in termination:
+            raise InfeasibleMarketError(_diagnose(scenario, data, net, objective, options))
+        raise SolverError(f"the solver stopped with status {termination!r}")
+    return _extract(
+        scenario, data, net, model, layout, design, objective,
+        Timings(build_seconds=built - start, solve_seconds=solved - built),
+    )  # fmt: skip
+
+
+def _solve(model: linopy.Model, options: SolverOptions) -> None:
+    try:
+        model.solve(solver_name=options.solver, io_api="direct", **options.for_linopy())
+    except Exception as exc:  # the solver library's own errors vary by solver
+        raise SolverError(f"solver {options.solver!r} failed: {exc}") from exc
+
+
+def _diagnose(
+    s: Scenario, data: PeerData, net: Network, objective: str, options: SolverOptions
+) -> str:
+    """Solve the elastic model and say which peer and period cannot be balanced, and why."""
+    model, layout = build_model(s, data, net, objective, elastic=True)
+    _solve(model, options)
+    if str(model.termination_condition) != "optimal":
+        return f"the market is infeasible (solver status {model.termination_condition})"
+    problems: list[str] = []
+    for name, why in (
+        ("slack-shortfall", "kW of demand that no allowed seller can supply"),
+        ("slack-surplus", "kW of generation above what anyone can take (min_kw too high?)"),
+    ):
+        sol = model.variables[name].solution.to_pandas()
+        hits = sol.stack()
+        hits = hits[hits > 1e-6]
+        for (peer, period), value in hits.sort_index(level=[1, 0]).items():
+            problems.append(f"peer {peer!r} cannot be balanced in period {period}: {value:.6g} {why}")
+    if len(layout.storage):
+        sol = model.variables["slack-final-soc"].solution.to_pandas()
+        for unit, value in sol[sol > 1e-6].items():
+            problems.append(
+                f"storage of peer {unit!r} cannot reach its final_soc: {value:.6g} kWh short"
+            )
+    if not problems:
+        return "the market is infeasible (the solver found no balance)"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0] + more
+
+
+def _extract(
+    s: Scenario,
+    data: PeerData,
+    net: Network,
+    model: linopy.Model,
+    layout: Layout,
+    design: str,
+    objective: str,
+    timings: Timings,
+) -> ClearingResult:
+    T = s.periods
+    n = len(data.ids)
+    dt = s.period_hours
+
+    def per_peer(name: str, dim: str, owner: pd.Index) -> np.ndarray[Any, np.dtype[np.float64]]:
+        out = np.zeros((n, T))
+        if name in model.variables:
+            values = model.variables[name].solution.transpose(dim, "period").values
+            np.add.at(out, data.ids.get_indexer(owner), values)
+        return out
+
+    generation = per_peer("generation", "peer", layout.generators)
+    charge = per_peer("charge", "storage", layout.storage)
+    discharge = per_peer("discharge", "storage", layout.storage)
+    absorbed = per_peer("absorption", "absorber", layout.absorbers)
+    flexible = per_peer("flexible-load", "block", pd.Index(layout.block_owner))
+    soc = np.full((n, T), np.nan)
+    if len(layout.storage):
+        soc[data.ids.get_indexer(layout.storage)] = (
+            model.variables["soc"].solution.transpose("storage", "period").values
+        )
+
+    flow = model.variables["trade"].solution.transpose("link", "period").values
+    flow = np.where(flow > TOLERANCE_KW, flow, 0.0)
+    node_in = np.zeros((len(net.nodes), T))
+    node_out = np.zeros((len(net.nodes), T))
+    np.add.at(node_in, net.buyer, flow)
+    np.add.at(node_out, net.seller, flow)
+
+    duals = {name: model.constraints[name].dual.copy() for name in model.constraints}
+    price = duals["peer-balance"].transpose("peer", "period").values / dt
+    manager_price = (
+        duals["manager-balance"].transpose("manager", "period").values / dt
+        if "manager-balance" in duals
+        else np.zeros((0, T))
+    )
+
+    imports, exports = node_in[:n], node_out[:n]
+    net_import = imports - exports
+    role = np.where(
+        net_import > 1e-6, "buyer", np.where(net_import < -1e-6, "seller", "neutral")
+    )
+    owner = s.community_of()
+    periods = np.repeat(np.arange(T), n)
+    cols = lambda a: np.asarray(a).T.ravel()  # noqa: E731 - (peer, period) -> period-major rows
+    dispatch = pd.DataFrame(
+        {
+            "period": periods,
+            "peer": np.tile(np.asarray(data.ids), T),
+            "community": np.tile(np.array([owner[i] for i in data.ids], dtype=object), T),
+            "declared_role": np.tile(data.role, T),
+            "role": cols(role),
+            "generation_kw": cols(generation),
+            "load_kw": cols(data.load_kw),
+            "flexible_load_kw": cols(flexible),
+            "absorbed_kw": cols(absorbed),
+            "charge_kw": cols(charge),
+            "discharge_kw": cols(discharge),
+            "soc_kwh": cols(soc),
+            "import_kw": cols(imports),
+            "export_kw": cols(exports),
+            "net_import_kw": cols(net_import),
+            "price_per_kwh": cols(price),
+        }
+    )
+
+    link, period = np.nonzero(flow)
+    nodes = np.asarray(net.nodes)
+    power = flow[link, period]
+    fee = net.fee_per_kwh[link, period]
+    trades = pd.DataFrame(
+        {
+            "period": period,
+            "seller": nodes[net.seller[link]],
+            "buyer": nodes[net.buyer[link]],
+            "route": net.route[link],
+            "power_kw": power,
+            "energy_kwh": power * dt,
+            "fee_per_kwh": fee,
+            "fee": fee * power * dt,
+        }
+    ).sort_values(["period", "seller", "buyer"], kind="stable", ignore_index=True)
+
+    node_price = np.concatenate([price, manager_price])
+    prices = pd.DataFrame(
+        {
+            "period": np.repeat(np.arange(T), len(nodes)),
+            "node": np.tile(nodes, T),
+            "kind": np.tile(np.where(np.arange(len(nodes)) < n, "peer", "manager"), T),
+            "price_per_kwh": node_price.T.ravel(),
+        }
+    )
+    return ClearingResult(
+        scenario=s,
+        design=design,
+        objective_kind=objective,
+        status=Status.OPTIMAL,
+        termination=str(model.termination_condition),
+        objective=float(model.objective.value),
+        dispatch=dispatch,
+        trades=trades,
+        prices=prices,
+        duals={k: _plain(v) for k, v in duals.items()},
+        n_variables=int(model.nvars),
+        n_constraints=int(model.ncons),
+        timings=timings,
+    )
+
+
+def _plain(values: xr.DataArray) -> xr.DataArray:
+    return values.rename(values.name or "dual")

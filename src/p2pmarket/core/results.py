@@ -1,0 +1,109 @@
+"""Typed, frozen results of a clearing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import pandas as pd
+import xarray as xr
+
+from p2pmarket.core.scenario import Scenario
+
+__all__ = ["DISPATCH_COLUMNS", "TRADE_COLUMNS", "ClearingResult", "Status", "Timings"]
+
+
+class Status(str, Enum):
+    """Outcome of a clearing; only `optimal` results are ever returned by `clear()`."""
+
+    OPTIMAL = "optimal"
+
+
+DISPATCH_COLUMNS = (
+    "period",
+    "peer",
+    "community",
+    "declared_role",
+    "role",
+    "generation_kw",
+    "load_kw",
+    "flexible_load_kw",
+    "absorbed_kw",
+    "charge_kw",
+    "discharge_kw",
+    "soc_kwh",
+    "import_kw",
+    "export_kw",
+    "net_import_kw",
+    "price_per_kwh",
+)
+"""Columns of `ClearingResult.dispatch`: one row per period and peer."""
+
+TRADE_COLUMNS = (
+    "period",
+    "seller",
+    "buyer",
+    "route",
+    "power_kw",
+    "energy_kwh",
+    "fee_per_kwh",
+    "fee",
+)
+"""Columns of `ClearingResult.trades`: one row per trade with positive energy and period."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds spent building the model and in the solver (including hand-over)."""
+
+    build_seconds: float
+    solve_seconds: float
+
+
+@dataclass(frozen=True)
+class ClearingResult:
+    """The cleared market.
+
+    `dispatch`, `trades` and `prices` are tables with units in their column names; `duals`
+    holds the raw dual values of each constraint family (objective currency per kW of the
+    constraint's right-hand side), keyed by constraint name.
+    """
+
+    scenario: Scenario
+    design: str
+    objective_kind: str
+    status: Status
+    termination: str
+    objective: float
+    dispatch: pd.DataFrame
+    trades: pd.DataFrame
+    prices: pd.DataFrame
+    duals: dict[str, xr.DataArray] = field(repr=False)
+    n_variables: int
+    n_constraints: int
+    timings: Timings
+
+    def summary(self) -> dict[str, object]:
+        """The headline figures as plain values (what `summary.json` holds)."""
+        d = self.dispatch
+        hours = self.scenario.period_hours
+        return {
+            "scenario": self.scenario.name,
+            "status": self.status.value,
+            "termination": self.termination,
+            "design": self.design,
+            "objective": self.objective,
+            "objective_kind": self.objective_kind,
+            "currency": self.scenario.currency,
+            "periods": self.scenario.periods,
+            "period_hours": hours,
+            "peers": len(self.scenario.peers),
+            "trades": len(self.trades),
+            "traded_energy_kwh": float(self.trades["energy_kwh"].sum()),
+            "generation_kwh": float(d["generation_kw"].sum() * hours),
+            "load_kwh": float((d["load_kw"] + d["flexible_load_kw"]).sum() * hours),
+            "variables": self.n_variables,
+            "constraints": self.n_constraints,
+            "build_seconds": self.timings.build_seconds,
+            "solve_seconds": self.timings.solve_seconds,
+        }
