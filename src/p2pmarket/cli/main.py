@@ -1,0 +1,196 @@
+"""The `p2pmarket` command line (SPEC C8).
+
+Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver failure,
+2 invalid input (the scenario, a file, an option). Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from p2pmarket import cases as builtin_cases
+from p2pmarket.cli.render import design_table, paper_table, run_tables
+from p2pmarket.core.clearing import clear
+from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
+from p2pmarket.errors import InfeasibleMarketError, P2PMarketError, ScenarioError, SolverError
+from p2pmarket.io.results import write_paper_tables, write_run
+from p2pmarket.io.scenario_files import dump_scenario, load_scenario
+
+__all__ = ["app", "main"]
+
+EXIT_OK, EXIT_MARKET, EXIT_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="p2pmarket",
+    help="Clear, settle and record peer-to-peer and community electricity markets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cases_app = typer.Typer(
+    help="List the built-in scenarios, or export one as a YAML file to start from.",
+    invoke_without_command=True,
+)
+app.add_typer(cases_app, name="cases")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors_to_exit_codes(command: F) -> F:
+    """Turn p2pmarket's errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ScenarioError as exc:
+            _fail(f"invalid input: {exc}", EXIT_INPUT)
+        except (InfeasibleMarketError, SolverError) as exc:
+            _fail(f"{type(exc).__name__.removesuffix('Error').lower()}: {exc}", EXIT_MARKET)
+        except P2PMarketError as exc:
+            _fail(str(exc), EXIT_MARKET)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    raise typer.Exit(code)
+
+
+def _scenario(source: str) -> Scenario:
+    """A scenario file, or the name of a built-in case."""
+    if not Path(source).exists() and source in builtin_cases.names():
+        return builtin_cases.load(source)
+    return load_scenario(source)
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise ScenarioError(option, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _quiet_solver_banner() -> None:
+    """HiGHS prints a banner on its first use in a process, straight to file descriptor 1;
+    create that first instance with the descriptor pointed at /dev/null."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@app.command()
+@_errors_to_exit_codes
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario file (YAML/JSON) or built-in case.")],
+    design: Annotated[
+        str | None, typer.Option(help="Market design: p2p, community or hybrid.")
+    ] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="Objective: system-cost or paper.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write summary.json, dispatch.csv, trades.csv here.")
+    ] = None,
+) -> None:
+    """Clear a market and print its summary; with --out, write the result tables."""
+    s = _scenario(scenario)
+    design = _choice(design, DESIGNS, "--design")
+    objective = _choice(objective, OBJECTIVES, "--objective")
+    _quiet_solver_banner()
+    result = clear(s, design=design, objective=objective)
+    console = Console()
+    for renderable in run_tables(result):
+        console.print(renderable)
+    if out is not None:
+        written = write_run(result, out)
+        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+@app.command()
+@_errors_to_exit_codes
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Scenario file (YAML/JSON) or built-in case.")],
+) -> None:
+    """Check a scenario file; print what it holds, or one line naming the invalid field."""
+    s = _scenario(scenario)
+    storage = sum(p.storage is not None for p in s.peers)
+    Console().print(
+        f"[green]valid[/green]: {s.name} - {len(s.peers)} peers, {len(s.communities)} "
+        f"communities, {storage} storage units, {s.periods} periods of {s.period_hours:g} h, "
+        f"design {s.design}, objective {s.objective}"
+    )
+
+
+@cases_app.callback()
+def cases_list(ctx: typer.Context) -> None:
+    """List the built-in scenarios."""
+    if ctx.invoked_subcommand is not None:
+        return
+    console = Console()
+    for name in builtin_cases.names():
+        s = builtin_cases.load(name)
+        console.print(f"[bold]{name}[/bold]: {len(s.peers)} peers, {s.periods} periods")
+        console.print(f"    {s.description}", soft_wrap=False, highlight=False)
+
+
+@cases_app.command("export")
+@_errors_to_exit_codes
+def cases_export(
+    name: Annotated[str, typer.Argument(help="Name of a built-in case (see `p2pmarket cases`).")],
+    out: Annotated[Path | None, typer.Option(help="File to write (default NAME.yaml).")] = None,
+) -> None:
+    """Write a built-in case as a YAML scenario file to start from."""
+    scenario = builtin_cases.load(name)
+    target = out or Path(f"{name}.yaml")
+    dump_scenario(scenario, target)
+    Console().print(f"wrote {target}")
+
+
+@app.command()
+@_errors_to_exit_codes
+def paper(
+    out: Annotated[
+        Path | None, typer.Option(help="Also write paper.csv and designs.csv here.")
+    ] = None,
+) -> None:
+    """Reproduce the paper's cases: the paper's figure, ours and the deviation."""
+    from p2pmarket.paper import PAPER_CASES, design_comparison, reproduce
+
+    _quiet_solver_banner()
+    console = Console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("clearing the paper's cases", total=2 * len(PAPER_CASES))
+
+        def step(name: str) -> None:
+            progress.update(task, advance=1, description=f"clearing {name}")
+
+        checks = reproduce(on_case=step)
+        designs = design_comparison(on_case=step)
+    console.print(paper_table(checks))
+    console.print(design_table(designs))
+    if out is not None:
+        written = write_paper_tables(checks, designs, out)
+        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+def main() -> None:
+    """Entry point of the `p2pmarket` script."""
+    app()

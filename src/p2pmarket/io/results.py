@@ -1,0 +1,59 @@
+"""Writing results: the files of `p2pmarket run --out DIR` and `p2pmarket paper --out DIR`.
+
+Every file is written through a temporary file and a rename, and nothing is written before
+the whole result exists, so a failed run leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.io.scenario_files import write_text_atomic
+from p2pmarket.paper import PaperCheck
+
+__all__ = ["write_paper_tables", "write_run"]
+
+
+def write_run(result: ClearingResult, out: Path) -> list[Path]:
+    """`summary.json`, `dispatch.csv`, `trades.csv` and `prices.csv` in `out`."""
+    texts = {
+        "summary.json": json.dumps(result.summary(), indent=2) + "\n",
+        "dispatch.csv": result.dispatch.to_csv(index=False),
+        "trades.csv": result.trades.to_csv(index=False),
+        "prices.csv": result.prices.to_csv(index=False),
+    }
+    return _write_all(texts, out)
+
+
+def write_paper_tables(
+    checks: Iterable[PaperCheck], designs: pd.DataFrame, out: Path
+) -> list[Path]:
+    """`paper.csv` (figure by figure) and `designs.csv` (each case under each design)."""
+    table = pd.DataFrame(
+        [
+            {
+                "case": c.case,
+                "quantity": c.quantity,
+                "paper": c.paper,
+                "ours": c.ours,
+                "deviation": c.deviation,
+                "matches": c.matches,
+                "note": c.note,
+            }
+            for c in checks
+        ]
+    )
+    texts = {"paper.csv": table.to_csv(index=False), "designs.csv": designs.to_csv(index=False)}
+    return _write_all(texts, out)
+
+
+def _write_all(texts: dict[str, str], out: Path) -> list[Path]:
+    paths = [out / name for name in texts]
+    for path, text in zip(paths, texts.values(), strict=True):
+        write_text_atomic(path, text)
+    return paths
