@@ -7,6 +7,7 @@ Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -54,8 +55,10 @@ def _errors_to_exit_codes(command: F) -> F:
             return command(*args, **kwargs)
         except ScenarioError as exc:
             _fail(f"invalid input: {exc}", EXIT_INPUT)
-        except (InfeasibleMarketError, SolverError) as exc:
-            _fail(f"{type(exc).__name__.removesuffix('Error').lower()}: {exc}", EXIT_MARKET)
+        except InfeasibleMarketError as exc:
+            _fail(f"infeasible market: {exc}", EXIT_MARKET)
+        except SolverError as exc:
+            _fail(f"solver: {exc}", EXIT_MARKET)
         except P2PMarketError as exc:
             _fail(str(exc), EXIT_MARKET)
 
@@ -80,10 +83,23 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
     return value
 
 
-def _quiet_solver_banner() -> None:
-    """HiGHS prints a banner on its first use in a process, straight to file descriptor 1;
-    create that first instance with the descriptor pointed at /dev/null."""
+def _output_dir(out: Path | None) -> Path | None:
+    """Refuse an --out that cannot be a directory before any work is done."""
+    if out is not None:
+        for parent in (out, *out.parents):
+            if parent.exists() and not parent.is_dir():
+                raise ScenarioError("--out", f"{str(parent)!r} exists and is not a directory")
+    return out
+
+
+def _quiet_solver() -> None:
+    """Keep the terminal to our own output: the solver's failures reach the user as one
+    line through our errors, not as linopy's multi-line warnings; and HiGHS prints a banner on
+    its first use in a process straight to file descriptor 1, so that first instance is
+    created with the descriptor pointed at /dev/null."""
     import highspy
+
+    logging.getLogger("linopy").setLevel(logging.ERROR)
 
     sys.stdout.flush()
     saved = os.dup(1)
@@ -112,9 +128,10 @@ def run(
 ) -> None:
     """Clear a market and print its summary; with --out, write the result tables."""
     s = _scenario(scenario)
+    out = _output_dir(out)
     design = _choice(design, DESIGNS, "--design")
     objective = _choice(objective, OBJECTIVES, "--objective")
-    _quiet_solver_banner()
+    _quiet_solver()
     result = clear(s, design=design, objective=objective)
     console = Console()
     for renderable in run_tables(result):
@@ -132,7 +149,7 @@ def validate(
     """Check a scenario file; print what it holds, or one line naming the invalid field."""
     s = _scenario(scenario)
     storage = sum(p.storage is not None for p in s.peers)
-    Console().print(
+    Console(soft_wrap=True).print(
         f"[green]valid[/green]: {s.name} - {len(s.peers)} peers, {len(s.communities)} "
         f"communities, {storage} storage units, {s.periods} periods of {s.period_hours:g} h, "
         f"design {s.design}, objective {s.objective}"
@@ -174,7 +191,8 @@ def paper(
     """Reproduce the paper's cases: the paper's figure, ours and the deviation."""
     from p2pmarket.paper import PAPER_CASES, design_comparison, reproduce
 
-    _quiet_solver_banner()
+    out = _output_dir(out)
+    _quiet_solver()
     console = Console()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("clearing the paper's cases", total=2 * len(PAPER_CASES))

@@ -71,6 +71,7 @@ def clear(
     start = time.perf_counter()
     data = peer_data(scenario)
     net = build_network(scenario, data, design)
+    _refuse_isolated_load(data, net)
     model, layout = build_model(scenario, data, net, objective)
     built = time.perf_counter()
     _solve(model, options)
@@ -85,6 +86,24 @@ def clear(
         scenario, data, net, model, layout, design, objective,
         Timings(build_seconds=built - start, solve_seconds=solved - built),
     )  # fmt: skip
+
+
+def _refuse_isolated_load(data: PeerData, net: Network) -> None:
+    """A peer with load that can neither generate, discharge nor trade over any link cannot be
+    balanced. Its balance row may hold no variable at all, which the modelling layer would
+    silently drop, so it is named here before solving."""
+    linked = np.zeros(len(data.ids), dtype=bool)
+    linked[net.buyer[net.buyer < net.n_peers]] = True
+    linked[net.seller[net.seller < net.n_peers]] = True
+    isolated = ~(linked | data.can_sell)
+    stuck = np.argwhere(isolated[:, None] & (data.load_kw > 0))
+    if stuck.size:
+        n, t = stuck[0]
+        more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+        raise InfeasibleMarketError(
+            f"peer {data.ids[n]!r} cannot be balanced in period {t}: {data.load_kw[n, t]:.6g} kW"
+            f" of demand and no allowed link to any seller{more}"
+        )
 
 
 def _solve(model: linopy.Model, options: SolverOptions) -> None:

@@ -52,7 +52,7 @@ class _Schema(BaseModel):
     """Base of every schema element: frozen, strict numbers, unknown fields refused."""
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=True
+        frozen=True, extra="forbid", strict=True, allow_inf_nan=False
     )
 
 
@@ -334,6 +334,9 @@ def _unique(ids: Sequence[str], field: str, what: str) -> None:
 def _scenario_error(exc: ValidationError, data: Mapping[str, Any]) -> ScenarioError:
     """The first validation error as a ScenarioError with a readable field path."""
     errors = exc.errors(include_url=False)
+    # A misspelt key shows as an unknown field and a missing one: name the user's word.
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    errors = unknown or errors
     # A union (scalar | list) reports one error per branch; the deepest one is the most precise
     # ("load_kw[3]: expected a number, got 'a'"), the first of equals the scalar branch's.
     locs = [[part for part in e["loc"] if not _is_union_tag(part)] for e in errors]
@@ -350,11 +353,15 @@ def _scenario_error(exc: ValidationError, data: Mapping[str, Any]) -> ScenarioEr
     if kind == "literal_error":
         expected = first.get("ctx", {}).get("expected", "")
         return ScenarioError(field, f"{_show(value)} is not one of {expected}")
-    if kind in {"float_type", "int_type", "float_parsing", "finite_number"} or any(
-        e["type"] in {"float_type", "tuple_type"} for e in errors
-    ):
-        if isinstance(value, str | bool | type(None) | dict):
-            return ScenarioError(field, f"expected a number, got {_show(value)}")
+    kinds = {e["type"] for e in errors}
+    if kind in {"int_type", "int_from_float"}:
+        return ScenarioError(field, f"expected a whole number, got {_show(value)}")
+    if kinds & {"float_type", "int_type", "finite_number"}:
+        return ScenarioError(field, f"expected a number, got {_show(value)}")
+    if kind == "tuple_type":
+        return ScenarioError(field, f"expected a list, got {_show(value)}")
+    if kind in {"model_type", "model_attributes_type"}:
+        return ScenarioError(field, f"expected a mapping of fields, got {_show(value)}")
     msg = str(first["msg"])
     return ScenarioError(field, f"{msg[0].lower()}{msg[1:]}, got {_show(value)}")
 
