@@ -12,15 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from reference_lp import solve_reference
-from strategies import scenario_dicts
 
 import p2pmarket
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
+from reference_lp import solve_reference
+from strategies import scenario_dicts
 
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_same_optimum(ours: float, reference: float) -> None:
@@ -74,5 +72,12 @@ def test_infeasible_market_is_infeasible_for_both() -> None:
     assert solve_reference(data).status == "infeasible"
     with pytest.raises(p2pmarket.InfeasibleMarketError, match=r"'C'.*period 1"):
         p2pmarket.clear(p2pmarket.Scenario.from_dict(data))
-    assert np.isfinite(solve_reference({**data, "periods": 1, "peers": [
-        data["peers"][0], {"id": "C", "role": "consumer", "load_kw": 5}]}).objective)
+    assert np.isfinite(
+        solve_reference(
+            {
+                **data,
+                "periods": 1,
+                "peers": [data["peers"][0], {"id": "C", "role": "consumer", "load_kw": 5}],
+            }
+        ).objective
+    )

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import scenario_dicts
 
 import p2pmarket
 from p2pmarket.core.scenario import DESIGNS
+from strategies import scenario_dicts
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-6
@@ -63,8 +63,11 @@ def test_trades_only_on_allowed_links(data: dict[str, Any]) -> None:
             # Every member trades only with its own manager.
             via = trades[trades.route.isin(["member-manager", "manager-member"])]
             for row in via.itertuples():
-                member, hub = (row.seller, row.buyer) if row.route == "member-manager" else (
-                    row.buyer, row.seller)
+                member, hub = (
+                    (row.seller, row.buyer)
+                    if row.route == "member-manager"
+                    else (row.buyer, row.seller)
+                )
                 assert hub == f"manager:{owner[member]}"
         if scenario.links is not None and design == "p2p":
             allowed = set(scenario.links)

@@ -17,6 +17,7 @@ from p2pmarket.errors import (
     ScenarioError,
     SolverError,
 )
+
 if TYPE_CHECKING:
     from p2pmarket import cases
     from p2pmarket.io.scenario_files import dump_scenario, load_scenario

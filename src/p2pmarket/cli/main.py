@@ -106,7 +106,7 @@ def _quiet_solver() -> None:
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
-            highspy.Highs()
+            highspy.Highs()  # type: ignore[no-untyped-call]
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -119,9 +119,7 @@ def run(
     design: Annotated[
         str | None, typer.Option(help="Market design: p2p, community or hybrid.")
     ] = None,
-    objective: Annotated[
-        str | None, typer.Option(help="Objective: system-cost or paper.")
-    ] = None,
+    objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write summary.json, dispatch.csv, trades.csv here.")
     ] = None,

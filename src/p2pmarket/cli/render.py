@@ -28,20 +28,23 @@ def run_tables(result: ClearingResult) -> Sequence[RenderableType]:
         f"solve {result.timings.solve_seconds:.2f} s"
     )
     d = result.dispatch
-    energy = d.groupby("peer", sort=False)[
-        ["generation_kw", "load_kw", "flexible_load_kw", "import_kw", "export_kw"]
-    ].sum() * hours
+    energy = (
+        d.groupby("peer", sort=False)[
+            ["generation_kw", "load_kw", "flexible_load_kw", "import_kw", "export_kw"]
+        ].sum()
+        * hours
+    )
     mean_price = d.groupby("peer", sort=False)["price_per_kwh"].mean()
     roles = d.groupby("peer", sort=False)["role"].agg(lambda r: "/".join(sorted(set(r))))
     peers = Table(title=f"Per peer over the horizon (kWh; price in {s.currency}/kWh)")
     for column in ("peer", "role", "generation", "load", "flexible", "import", "export", "price"):
         peers.add_column(column, justify="left" if column in ("peer", "role") else "right")
-    for peer, row in energy.iterrows():
+    for peer in energy.index:
         peers.add_row(
             str(peer),
-            roles[peer],
-            *(f"{v:,.2f}" for v in row.to_numpy()),
-            f"{mean_price[peer]:.4f}",
+            str(roles.loc[peer]),
+            *(f"{v:,.2f}" for v in energy.loc[peer].to_numpy()),
+            f"{float(mean_price.loc[peer]):.4f}",
         )
     trades = Table(title=_trade_title(result))
     for column in ("period", "seller", "buyer", "route", "energy kWh", "fee/kWh"):
@@ -69,7 +72,9 @@ def paper_table(checks: Iterable[PaperCheck]) -> Table:
     """One row per published figure; notes are numbered and printed under the table."""
     table = Table(title="Moreno et al. 2021: the paper's figures beside ours")
     for column in ("case", "quantity", "paper", "ours", "deviation", "note"):
-        table.add_column(column, justify="right" if column in ("paper", "ours", "deviation") else "left")
+        table.add_column(
+            column, justify="right" if column in ("paper", "ours", "deviation") else "left"
+        )
     notes: list[str] = []
     for c in checks:
         mark = "[green]=[/green]" if c.matches else f"[yellow]{c.deviation:+.6g}[/yellow]"

@@ -130,7 +130,9 @@ def _diagnose(
         hits = sol.stack()
         hits = hits[hits > 1e-6]
         for (peer, period), value in hits.sort_index(level=[1, 0]).items():
-            problems.append(f"peer {peer!r} cannot be balanced in period {period}: {value:.6g} {why}")
+            problems.append(
+                f"peer {peer!r} cannot be balanced in period {period}: {value:.6g} {why}"
+            )
     if len(layout.storage):
         sol = model.variables["slack-final-soc"].solution.to_pandas()
         for unit, value in sol[sol > 1e-6].items():
@@ -192,30 +194,27 @@ def _extract(
 
     imports, exports = node_in[:n], node_out[:n]
     net_import = imports - exports
-    role = np.where(
-        net_import > 1e-6, "buyer", np.where(net_import < -1e-6, "seller", "neutral")
-    )
+    role = np.where(net_import > 1e-6, "buyer", np.where(net_import < -1e-6, "seller", "neutral"))
     owner = s.community_of()
     periods = np.repeat(np.arange(T), n)
-    cols = lambda a: np.asarray(a).T.ravel()  # noqa: E731 - (peer, period) -> period-major rows
     dispatch = pd.DataFrame(
         {
             "period": periods,
             "peer": np.tile(np.asarray(data.ids), T),
             "community": np.tile(np.array([owner[i] for i in data.ids], dtype=object), T),
             "declared_role": np.tile(data.role, T),
-            "role": cols(role),
-            "generation_kw": cols(generation),
-            "load_kw": cols(data.load_kw),
-            "flexible_load_kw": cols(flexible),
-            "absorbed_kw": cols(absorbed),
-            "charge_kw": cols(charge),
-            "discharge_kw": cols(discharge),
-            "soc_kwh": cols(soc),
-            "import_kw": cols(imports),
-            "export_kw": cols(exports),
-            "net_import_kw": cols(net_import),
-            "price_per_kwh": cols(price),
+            "role": _rows(role),
+            "generation_kw": _rows(generation),
+            "load_kw": _rows(data.load_kw),
+            "flexible_load_kw": _rows(flexible),
+            "absorbed_kw": _rows(absorbed),
+            "charge_kw": _rows(charge),
+            "discharge_kw": _rows(discharge),
+            "soc_kwh": _rows(soc),
+            "import_kw": _rows(imports),
+            "export_kw": _rows(exports),
+            "net_import_kw": _rows(net_import),
+            "price_per_kwh": _rows(price),
         }
     )
 
@@ -251,7 +250,7 @@ def _extract(
         objective_kind=objective,
         status=Status.OPTIMAL,
         termination=str(model.termination_condition),
-        objective=float(model.objective.value),
+        objective=float(model.objective.value or 0.0),
         dispatch=dispatch,
         trades=trades,
         prices=prices,
@@ -260,6 +259,11 @@ def _extract(
         n_constraints=int(model.ncons),
         timings=timings,
     )
+
+
+def _rows(values: Any) -> Any:
+    """(peer, period) array -> one value per dispatch row, period-major."""
+    return np.asarray(values).T.ravel()
 
 
 def _plain(values: xr.DataArray) -> xr.DataArray:

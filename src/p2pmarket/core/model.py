@@ -65,7 +65,8 @@ def build_model(
     define_manager_balance(m, net, layout)
     define_no_resale(m, net, layout)
     if elastic:
-        m.add_objective(sum(v.sum() for n, v in m.variables.items() if n.startswith("slack-")))
+        slacks = [v.sum() for n, v in m.variables.items() if n.startswith("slack-")]
+        m.add_objective(sum(slacks[1:], slacks[0]))
     else:
         define_objective(m, s, data, net, layout, objective)
     return m, layout
@@ -78,7 +79,7 @@ def _layout(s: Scenario, data: PeerData, net: Network, elastic: bool) -> Layout:
         periods=pd.RangeIndex(s.periods, name="period"),
         links=pd.RangeIndex(net.n_links, name="link"),
         managers=pd.Index(net.managers, name="manager"),
-        generators=data.ids[(data.max_kw > 0).any(axis=1)],
+        generators=data.ids[np.asarray((data.max_kw > 0).any(axis=1))],
         storage=pd.Index([p.id for p in s.peers if p.storage is not None], name="storage"),
         blocks=pd.RangeIndex(len(blocks), name="block"),
         block_owner=np.array([pid for pid, _ in blocks], dtype=str),
@@ -146,9 +147,11 @@ def define_storage(m: linopy.Model, s: Scenario, layout: Layout) -> None:
     eta_dis = per_unit([u.discharge_efficiency for u in st])
     dt = s.period_hours
     previous = soc.shift(period=1).fillna(0)
-    initial = (capacity * per_unit([u.initial_soc for u in st])).expand_dims(
-        period=layout.periods
-    ).where(xr.DataArray(layout.periods == 0, coords=[layout.periods]), 0)
+    initial = (
+        (capacity * per_unit([u.initial_soc for u in st]))
+        .expand_dims(period=layout.periods)
+        .where(xr.DataArray(layout.periods == 0, coords=[layout.periods]), 0)
+    )
     m.add_constraints(
         soc - previous - dt * eta_ch * charge + (dt / eta_dis) * discharge == initial,
         name="storage-balance",
@@ -167,9 +170,7 @@ def define_flexible_demand(m: linopy.Model, s: Scenario, layout: Layout) -> None
     if len(layout.blocks) == 0:
         return
     T = s.periods
-    upper = np.stack(
-        [series(blk.max_kw, T) for p in s.peers for blk in p.flexible_load]
-    )
+    upper = np.stack([series(blk.max_kw, T) for p in s.peers for blk in p.flexible_load])
     m.add_variables(
         lower=0,
         upper=xr.DataArray(upper, coords=[layout.blocks, layout.periods]),
@@ -194,9 +195,11 @@ def define_peer_balance(m: linopy.Model, data: PeerData, net: Network, layout: L
     names = np.asarray(net.nodes)
     inflow = _on_peers(trade, names[net.buyer], "link", peers)
     outflow = _on_peers(trade, names[net.seller], "link", peers)
-    supply = _on_peers(
-        m.variables["generation"], np.asarray(layout.generators), "peer", peers
-    ) if len(layout.generators) else 0
+    supply = (
+        _on_peers(m.variables["generation"], np.asarray(layout.generators), "peer", peers)
+        if len(layout.generators)
+        else 0
+    )
     lhs = inflow - outflow + supply
     if len(layout.storage):
         owners = np.asarray(layout.storage)

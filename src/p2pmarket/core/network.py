@@ -179,8 +179,8 @@ def _p2p_pairs(s: Scenario, data: PeerData) -> tuple[IntArray, IntArray]:
         seller, buyer = (a.ravel() for a in np.meshgrid(sellers, buyers, indexing="ij"))
     else:
         pairs = pd.DataFrame(s.links, columns=["seller", "buyer"]).drop_duplicates()
-        seller = data.ids.get_indexer(pairs["seller"]).astype(np.int64)
-        buyer = data.ids.get_indexer(pairs["buyer"]).astype(np.int64)
+        seller = data.ids.get_indexer(pd.Index(pairs["seller"])).astype(np.int64)
+        buyer = data.ids.get_indexer(pd.Index(pairs["buyer"])).astype(np.int64)
     keep = (seller != buyer) & data.can_sell[seller] & data.can_buy[buyer]
     return seller[keep], buyer[keep]
 

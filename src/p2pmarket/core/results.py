@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import pandas as pd
 import xarray as xr
@@ -13,7 +13,7 @@ from p2pmarket.core.scenario import Scenario
 __all__ = ["DISPATCH_COLUMNS", "TRADE_COLUMNS", "ClearingResult", "Status", "Timings"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of a clearing; only `optimal` results are ever returned by `clear()`."""
 
     OPTIMAL = "optimal"

@@ -51,9 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 class _Schema(BaseModel):
     """Base of every schema element: frozen, strict numbers, unknown fields refused."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=False
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Generation(_Schema):
@@ -145,7 +143,8 @@ class Scenario(_Schema):
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as a plain dict in the file format (round-trips through `from_dict`)."""
-        return _lists(self.model_dump(by_alias=True, exclude_defaults=False))
+        data: dict[str, Any] = _lists(self.model_dump(by_alias=True))
+        return data
 
     def replace(self, **changes: Any) -> Scenario:
         """A copy with some top-level fields changed, validated again."""
@@ -265,7 +264,8 @@ def _check_peer(p: Peer, periods: int) -> None:
     if p.buy_price_per_kwh is not None:
         if p.role != "grid":
             raise ScenarioError(
-                f"{where}.buy_price_per_kwh", f"only the grid buys energy at a price, not a {p.role}"
+                f"{where}.buy_price_per_kwh",
+                f"only the grid buys energy at a price, not a {p.role}",
             )
         _check_series(p.buy_price_per_kwh, periods, f"{where}.buy_price_per_kwh")
         buy = series(p.buy_price_per_kwh, periods)
@@ -368,7 +368,8 @@ def _scenario_error(exc: ValidationError, data: Mapping[str, Any]) -> ScenarioEr
 
 def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and (
-        part in {"float", "tuple[float, ...]", "int", "str"} or part.startswith(("function-", "tuple["))
+        part in {"float", "tuple[float, ...]", "int", "str"}
+        or part.startswith(("function-", "tuple["))
     )
 
 

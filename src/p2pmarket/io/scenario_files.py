@@ -75,7 +75,7 @@ def _parse(text: str, file: Path) -> Any:
                 "file", f"{file.name} is not valid JSON (line {exc.lineno}: {exc.msg})"
             ) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -109,11 +109,11 @@ def _resolve_csv(value: Any, base: Path, field: str) -> Any:
     if isinstance(value, Mapping):
         if set(value) == {"csv", "column"}:
             return _read_column(value["csv"], value["column"], base, field)
-        return {k: _resolve_csv(v, base, f"{field}.{k}" if field else str(k)) for k, v in value.items()}
+        return {
+            k: _resolve_csv(v, base, f"{field}.{k}" if field else str(k)) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [
-            _resolve_csv(v, base, f"{field}[{_label(v, i)}]") for i, v in enumerate(value)
-        ]
+        return [_resolve_csv(v, base, f"{field}[{_label(v, i)}]") for i, v in enumerate(value)]
     return value
 
 
