@@ -400,7 +400,10 @@ def _status_name(code: int) -> str:
 
 
 def solve_reference(
-    scenario: dict[str, Any], design: str | None = None, objective: str | None = None
+    scenario: dict[str, Any],
+    design: str | None = None,
+    objective: str | None = None,
+    storage_penalty: float = 0.0,
 ) -> ReferenceSolution:
     """Clear ``scenario`` as one LP with scipy/HiGHS and return the reference solution.
 
@@ -456,8 +459,10 @@ def solve_reference(
             gen[p.id, t] = cols.add(dt * p.offer[t], p.gen_min[t], p.gen_max[t])
             if p.storage is not None:
                 power = p.storage["power_kw"]
-                charge[p.id, t] = cols.add(0.0, 0.0, power)
-                discharge[p.id, t] = cols.add(0.0, 0.0, power)
+                # An optional tiny cost on storage throughput picks, among optima, one without
+                # needless charge and discharge; it is taken out of the reported objective.
+                charge[p.id, t] = cols.add(dt * storage_penalty, 0.0, power)
+                discharge[p.id, t] = cols.add(dt * storage_penalty, 0.0, power)
                 soc[p.id, t] = cols.add(0.0, 0.0, p.storage["capacity_kwh"])
             flex[p.id, t] = [cols.add(-dt * price[t], 0.0, qty[t]) for qty, price in p.flexible]
             buy = p.buy_price[t]
@@ -573,7 +578,8 @@ def solve_reference(
     )
     return ReferenceSolution(
         status=status,
-        objective=float(result.fun),
+        objective=float(result.fun)
+        - dt * storage_penalty * sum(float(x[c]) for c in (*charge.values(), *discharge.values())),
         net_import_kw=net_import,
         generation_kw={p.id: values(gen, p.id) for p in peers},
         soc_kwh={pid: values(soc, pid) for pid in storage_ids},

@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
-from p2pmarket.cli.render import design_table, paper_table, run_tables
+from p2pmarket.cli.render import design_table, paper_table, role_table, run_tables, storage_table
+from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import clear
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
 from p2pmarket.errors import InfeasibleMarketError, P2PMarketError, ScenarioError, SolverError
@@ -198,12 +199,17 @@ def paper(
         def step(name: str) -> None:
             progress.update(task, advance=1, description=f"clearing {name}")
 
-        checks = reproduce(on_case=step)
+        reproduction = reproduce(on_case=step)
         designs = design_comparison(on_case=step)
-    console.print(paper_table(checks))
+    console.print(paper_table(reproduction.checks))
+    case_three = reproduction.results["seventeen-peer-case-3"]
+    console.print(storage_table(storage_summary(case_three), "Case III (17 peers): storage"))
+    console.print(
+        role_table(role_changes(case_three), "Case III (17 peers): peers that change role")
+    )
     console.print(design_table(designs))
     if out is not None:
-        written = write_paper_tables(checks, designs, out)
+        written = write_paper_tables(reproduction.checks, designs, out)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
 
 

@@ -8,10 +8,11 @@ import pandas as pd
 from rich.console import RenderableType
 from rich.table import Table
 
+from p2pmarket.core.analysis import storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.paper import PaperCheck
 
-__all__ = ["design_table", "paper_table", "run_tables"]
+__all__ = ["design_table", "paper_table", "role_table", "run_tables", "storage_table"]
 
 MAX_TRADE_ROWS = 20
 
@@ -59,7 +60,11 @@ def run_tables(result: ClearingResult) -> Sequence[RenderableType]:
             f"{t['energy_kwh']:,.2f}",
             f"{t['fee_per_kwh']:.5f}",
         )
-    return [head, peers, trades]
+    out: list[RenderableType] = [head, peers, trades]
+    storage = storage_summary(result)
+    if len(storage):
+        out.append(storage_table(storage, "Storage over the horizon"))
+    return out
 
 
 def _trade_title(result: ClearingResult) -> str:
@@ -69,23 +74,63 @@ def _trade_title(result: ClearingResult) -> str:
 
 
 def paper_table(checks: Iterable[PaperCheck]) -> Table:
-    """One row per published figure; notes are numbered and printed under the table."""
+    """One row per published figure or statement; notes are numbered under the table."""
     table = Table(title="Moreno et al. 2021: the paper's figures beside ours")
     for column in ("case", "quantity", "paper", "ours", "deviation", "note"):
-        table.add_column(
-            column, justify="right" if column in ("paper", "ours", "deviation") else "left"
-        )
+        table.add_column(column, justify="right" if column in ("ours", "deviation") else "left")
     notes: list[str] = []
     for c in checks:
-        mark = "[green]=[/green]" if c.matches else f"[yellow]{c.deviation:+.6g}[/yellow]"
+        if c.deviation is None:
+            mark = "[green]agrees[/green]" if c.matches else "[yellow]differs[/yellow]"
+        elif c.matches:
+            mark = "[green]=[/green]"
+        else:
+            mark = f"[yellow]{c.deviation:+.6g}[/yellow]"
         ref = ""
         if c.note:
             if c.note not in notes:
                 notes.append(c.note)
             ref = f"[{notes.index(c.note) + 1}]"
-        table.add_row(c.case, c.quantity, f"{c.paper:.6g}", f"{c.ours:.6g}", mark, ref)
+        paper = c.paper_says if c.paper is None else f"{c.paper:.6g}"
+        table.add_row(c.case, c.quantity, paper, f"{c.ours:.6g}", mark, ref)
     table.caption = "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
     table.caption_justify = "left"
+    return table
+
+
+def storage_table(summary: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    labels = {
+        "peer": "peer",
+        "capacity_kwh": "capacity kWh",
+        "charged_kwh": "charged kWh",
+        "discharged_kwh": "discharged kWh",
+        "losses_kwh": "lost kWh",
+        "charging_cycles": "charging cycles",
+        "equivalent_full_cycles": "full cycles",
+        "simultaneous_periods": "charge+discharge periods",
+    }
+    for label in labels.values():
+        table.add_column(label, justify="left" if label == "peer" else "right")
+    for row in summary.to_dict("records"):
+        table.add_row(
+            *(str(row[k]) if isinstance(row[k], str | int) else f"{row[k]:,.2f}" for k in labels)
+        )
+    return table
+
+
+def role_table(changes: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("peer", "declared role", "roles taken", "changes", "first change (hour)"):
+        table.add_column(column, justify="right" if column[0] in "cf" else "left")
+    for row in changes.to_dict("records"):
+        table.add_row(
+            str(row["peer"]),
+            str(row["declared_role"]),
+            str(row["roles"]),
+            str(row["changes"]),
+            str(int(row["first_change"]) + 1),
+        )
     return table
 
 

@@ -164,7 +164,7 @@ def _extract(
         if name in model.variables:
             values = model.variables[name].solution.transpose(dim, "period").values
             np.add.at(out, data.ids.get_indexer(owner), values)
-        return out
+        return _clean(out)
 
     generation = per_peer("generation", "peer", layout.generators)
     charge = per_peer("charge", "storage", layout.storage)
@@ -173,7 +173,7 @@ def _extract(
     flexible = per_peer("flexible-load", "block", pd.Index(layout.block_owner))
     soc = np.full((n, T), np.nan)
     if len(layout.storage):
-        soc[data.ids.get_indexer(layout.storage)] = (
+        soc[data.ids.get_indexer(layout.storage)] = _clean(
             model.variables["soc"].solution.transpose("storage", "period").values
         )
 
@@ -259,6 +259,11 @@ def _extract(
         n_constraints=int(model.ncons),
         timings=timings,
     )
+
+
+def _clean(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Solver noise (|x| below the tolerance, e.g. -1e-13 kWh) reported as exact zeros."""
+    return np.where(np.abs(values) < TOLERANCE_KW, 0.0, values)
 
 
 def _rows(values: Any) -> Any:

@@ -40,6 +40,7 @@ def write_paper_tables(
                 "case": c.case,
                 "quantity": c.quantity,
                 "paper": c.paper,
+                "paper_says": c.paper_says,
                 "ours": c.ours,
                 "deviation": c.deviation,
                 "matches": c.matches,
