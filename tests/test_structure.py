@@ -13,6 +13,7 @@ CORE = [
     "p2pmarket.core.model",
     "p2pmarket.core.clearing",
     "p2pmarket.core.results",
+    "p2pmarket.core.analysis",
 ]
 EDGES = ("p2pmarket.io", "p2pmarket.cli", "p2pmarket.cases", "p2pmarket.paper")
 
@@ -49,6 +50,8 @@ def test_public_surface_is_pinned() -> None:
             "clear",
             "dump_scenario",
             "load_scenario",
+            "role_changes",
+            "storage_summary",
         ]
     )
     for name in p2pmarket.__all__:

@@ -8,6 +8,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import SolverOptions, clear
 from p2pmarket.core.results import ClearingResult, Status, Timings
 from p2pmarket.core.scenario import Scenario
@@ -39,6 +40,8 @@ __all__ = [
     "clear",
     "dump_scenario",
     "load_scenario",
+    "role_changes",
+    "storage_summary",
 ]
 
 
