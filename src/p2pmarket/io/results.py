@@ -13,15 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from p2pmarket.core.results import ClearingResult
-from p2pmarket.io.scenario_files import write_text_atomic
+from p2pmarket.io.scenario_files import scenario_yaml, write_text_atomic
 from p2pmarket.paper import PaperCheck
 
 __all__ = ["write_paper_tables", "write_run"]
 
 
 def write_run(result: ClearingResult, out: Path) -> list[Path]:
-    """`summary.json`, `dispatch.csv`, `trades.csv` and `prices.csv` in `out`."""
+    """`scenario.yaml` (the scenario as cleared, series inline), `summary.json`,
+    `dispatch.csv`, `trades.csv` and `prices.csv` in `out`."""
     texts = {
+        "scenario.yaml": scenario_yaml(result.scenario),
         "summary.json": json.dumps(result.summary(), indent=2) + "\n",
         "dispatch.csv": result.dispatch.to_csv(index=False),
         "trades.csv": result.trades.to_csv(index=False),

@@ -19,7 +19,13 @@ import yaml
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.errors import ScenarioError
 
-__all__ = ["dump_scenario", "load_scenario", "read_scenario_dict", "write_text_atomic"]
+__all__ = [
+    "dump_scenario",
+    "load_scenario",
+    "read_scenario_dict",
+    "scenario_yaml",
+    "write_text_atomic",
+]
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -45,12 +51,16 @@ def read_scenario_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
 def dump_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> None:
     """Write a scenario as YAML (or JSON for a `.json` path), atomically."""
     file = Path(path)
-    data = scenario.to_dict()
     if file.suffix.lower() == ".json":
-        text = json.dumps(data, indent=2) + "\n"
+        text = json.dumps(scenario.to_dict(), indent=2) + "\n"
     else:
-        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+        text = scenario_yaml(scenario)
     write_text_atomic(file, text)
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML text in the file format, series inline."""
+    return yaml.safe_dump(scenario.to_dict(), sort_keys=False, default_flow_style=None, width=100)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
