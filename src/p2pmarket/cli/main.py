@@ -19,12 +19,23 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
-from p2pmarket.cli.render import design_table, paper_table, role_table, run_tables, storage_table
+from p2pmarket.cli.render import (
+    bills_table,
+    comparison_tables,
+    design_table,
+    paper_table,
+    role_table,
+    run_tables,
+    storage_table,
+)
+from p2pmarket.compare import compare
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import clear
+from p2pmarket.core.kpis import kpis
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
+from p2pmarket.core.settlement import RULES, settle
 from p2pmarket.errors import InfeasibleMarketError, P2PMarketError, ScenarioError, SolverError
-from p2pmarket.io.results import write_paper_tables, write_run
+from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
 from p2pmarket.io.scenario_files import dump_scenario, load_scenario
 
 __all__ = ["app", "main"]
@@ -121,23 +132,75 @@ def run(
         str | None, typer.Option(help="Market design: p2p, community or hybrid.")
     ] = None,
     objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
+    rule: Annotated[
+        str, typer.Option(help="Settlement rule: marginal, pay-as-offer or mid-market.")
+    ] = "marginal",
     out: Annotated[
-        Path | None, typer.Option(help="Write summary.json, dispatch.csv, trades.csv here.")
+        Path | None,
+        typer.Option(help="Write summary.json, dispatch/trades/prices/bills CSV, kpis.json here."),
     ] = None,
 ) -> None:
-    """Clear a market and print its summary; with --out, write the result tables."""
+    """Clear a market, settle it, print its summary; with --out, write the result tables."""
     s = _scenario(scenario)
     out = _output_dir(out)
     design = _choice(design, DESIGNS, "--design")
     objective = _choice(objective, OBJECTIVES, "--objective")
+    _choice(rule, RULES, "--rule")
     _quiet_solver()
     result = clear(s, design=design, objective=objective)
+    settlement = settle(result, rule)
+    indicators = kpis(result, settlement)
     console = Console()
     for renderable in run_tables(result):
         console.print(renderable)
+    console.print(bills_table(settlement))
     if out is not None:
-        written = write_run(result, out)
+        written = write_run(result, out, settlement, indicators)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+@app.command(name="compare")
+@_errors_to_exit_codes
+def compare_markets(
+    scenarios: Annotated[
+        list[str], typer.Argument(help="Scenario files or built-in cases to compare.")
+    ],
+    design: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated designs to clear each scenario under, e.g. p2p,hybrid."),
+    ] = None,
+    rule: Annotated[
+        str, typer.Option(help="Comma-separated settlement rules, e.g. marginal,pay-as-offer.")
+    ] = "marginal",
+    objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write compare.csv and compare_bills.csv here.")
+    ] = None,
+) -> None:
+    """Markets side by side: objective, KPIs and each peer's bill, as a table and as CSV."""
+    markets = [_scenario(name) for name in scenarios]
+    designs = [_choice(d, DESIGNS, "--design") for d in _split(design)] or [None]
+    rules = [str(_choice(r, RULES, "--rule")) for r in _split(rule)]
+    objective = _choice(objective, OBJECTIVES, "--objective")
+    out = _output_dir(out)
+    _quiet_solver()
+    console = Console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("clearing", total=len(markets) * len(designs))
+
+        def step(label: str) -> None:
+            progress.update(task, advance=1, description=f"clearing {label}")
+
+        comparison = compare(markets, designs, rules, objective=objective, on_market=step)
+    for renderable in comparison_tables(comparison):
+        console.print(renderable)
+    if out is not None:
+        written = write_comparison(comparison.table, comparison.bills, out)
+        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+
+
+def _split(values: str | None) -> list[str]:
+    return [v.strip() for v in (values or "").split(",") if v.strip()]
 
 
 @app.command()

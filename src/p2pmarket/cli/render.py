@@ -8,11 +8,21 @@ import pandas as pd
 from rich.console import RenderableType
 from rich.table import Table
 
+from p2pmarket.compare import Comparison
 from p2pmarket.core.analysis import storage_summary
 from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.settlement import Settlement
 from p2pmarket.paper import PaperCheck
 
-__all__ = ["design_table", "paper_table", "role_table", "run_tables", "storage_table"]
+__all__ = [
+    "bills_table",
+    "comparison_tables",
+    "design_table",
+    "paper_table",
+    "role_table",
+    "run_tables",
+    "storage_table",
+]
 
 MAX_TRADE_ROWS = 20
 
@@ -71,6 +81,87 @@ def _trade_title(result: ClearingResult) -> str:
     n = len(result.trades)
     shown = f"the {MAX_TRADE_ROWS} largest of {n}" if n > MAX_TRADE_ROWS else f"all {n}"
     return f"Trades ({shown})"
+
+
+def bills_table(settlement: Settlement) -> Table:
+    """Each peer's cost in the market against the no-trading baseline."""
+    c = settlement.currency
+    table = Table(
+        title=f"Bills ({settlement.rule} pricing, {c}; fees to {settlement.fee_collector}; "
+        f"cost = generation + paid - received; 'grid only' = trading with the grid alone)",
+        caption=" ".join(
+            note
+            for note in (
+                settlement.baseline_note,
+                f"Prices from the {settlement.cleared_with} clearing.",
+            )
+            if note
+        ),
+    )
+    for label in (
+        "peer",
+        "bought kWh",
+        "sold kWh",
+        "paid",
+        "received",
+        "cost",
+        "grid only",
+        "saves",
+    ):
+        table.add_column(label, justify="left" if label == "peer" else "right")
+    for row in settlement.bills.to_dict("records"):
+        paid = row["paid_energy"] + row["paid_fees"]
+        received = row["received_energy"] + row["received_fees"]
+        values = (row["bought_kwh"], row["sold_kwh"], paid, received)
+        table.add_row(
+            str(row["peer"]),
+            *(f"{v:,.2f}" for v in values),
+            *(f"{row[k]:,.3f}" for k in ("cost_market", "cost_baseline", "savings")),
+        )
+    return table
+
+
+def comparison_tables(comparison: Comparison) -> Sequence[RenderableType]:
+    """Markets side by side, then each peer's savings in each market."""
+    t = comparison.table
+    markets = Table(title="Markets side by side")
+    columns = {
+        "scenario": "scenario",
+        "design": "design",
+        "rule": "rule",
+        "objective": "objective",
+        "total_cost": "total cost",
+        "traded_total_kwh": "traded kWh",
+        "traded_inside_kwh": "inside",
+        "traded_between_kwh": "between",
+        "traded_with_grid_kwh": "with grid",
+        "self_sufficiency": "self-suff.",
+        "savings_total": "savings",
+        "savings_jain_index": "Jain",
+        "savings_gini": "Gini",
+    }
+    for label in columns.values():
+        markets.add_column(
+            label, justify="left" if label in ("scenario", "design", "rule") else "right"
+        )
+    for row in t.to_dict("records"):
+        markets.add_row(*(_cell(row[k]) for k in columns))
+    b = comparison.bills
+    b = b.assign(market=b["scenario"] + " / " + b["design"] + " / " + b["rule"])
+    wide = b.pivot_table(index="peer", columns="market", values="savings", sort=False)
+    savings = Table(title="Savings per peer against trading with the grid alone")
+    savings.add_column("peer")
+    for market in wide.columns:
+        savings.add_column(str(market), justify="right")
+    for peer, values in wide.iterrows():
+        savings.add_row(str(peer), *(_cell(v) for v in values.to_numpy()))
+    return [markets, savings]
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:,.4g}"
+    return "-" if value is None else str(value)
 
 
 def paper_table(checks: Iterable[PaperCheck]) -> Table:

@@ -186,6 +186,13 @@ def _extract(
 
     duals = {name: model.constraints[name].dual.copy() for name in model.constraints}
     price = duals["peer-balance"].transpose("peer", "period").values / dt
+    # A sale is valued at the balance price less the no-resale dual (<= 0), so that on every
+    # trade with energy: buyer's price - seller's selling price = the link's cost (CS).
+    sell_price = price.copy()
+    if "no-resale" in duals:
+        resale = duals["no-resale"].transpose("peer", "period")
+        rows = data.ids.get_indexer(resale.indexes["peer"])
+        sell_price[rows] -= resale.values / dt
     manager_price = (
         duals["manager-balance"].transpose("manager", "period").values / dt
         if "manager-balance" in duals
@@ -215,6 +222,7 @@ def _extract(
             "export_kw": _rows(exports),
             "net_import_kw": _rows(net_import),
             "price_per_kwh": _rows(price),
+            "sell_price_per_kwh": _rows(sell_price),
         }
     )
 
@@ -236,12 +244,14 @@ def _extract(
     ).sort_values(["period", "seller", "buyer"], kind="stable", ignore_index=True)
 
     node_price = np.concatenate([price, manager_price])
+    node_sell_price = np.concatenate([sell_price, manager_price])
     prices = pd.DataFrame(
         {
             "period": np.repeat(np.arange(T), len(nodes)),
             "node": np.tile(nodes, T),
             "kind": np.tile(np.where(np.arange(len(nodes)) < n, "peer", "manager"), T),
             "price_per_kwh": node_price.T.ravel(),
+            "sell_price_per_kwh": node_sell_price.T.ravel(),
         }
     )
     return ClearingResult(

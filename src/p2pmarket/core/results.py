@@ -36,6 +36,7 @@ DISPATCH_COLUMNS = (
     "export_kw",
     "net_import_kw",
     "price_per_kwh",
+    "sell_price_per_kwh",
 )
 """Columns of `ClearingResult.dispatch`: one row per period and peer."""
 

@@ -124,6 +124,7 @@ class Scenario(_Schema):
     communities: tuple[Community, ...] = ()
     community_fees: tuple[CommunityFee, ...] = ()
     links: tuple[tuple[str, str], ...] | None = None
+    fee_collector: str | None = None
     peers: tuple[Peer, ...]
 
     @classmethod
@@ -228,6 +229,8 @@ def _check(s: Scenario) -> None:
         seen_pairs.add((cf.from_, cf.to))
         _check_series(cf.fee, s.periods, f"{where}.fee", minimum=0.0)
 
+    if s.fee_collector is not None and s.fee_collector not in peer_ids:
+        raise ScenarioError("fee_collector", f"unknown peer {s.fee_collector!r}")
     if s.links is not None:
         for i, (seller, buyer) in enumerate(s.links):
             for name in (seller, buyer):

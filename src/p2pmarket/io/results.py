@@ -9,25 +9,47 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.settlement import Settlement
 from p2pmarket.io.scenario_files import scenario_yaml, write_text_atomic
 from p2pmarket.paper import PaperCheck
 
-__all__ = ["write_paper_tables", "write_run"]
+__all__ = ["write_comparison", "write_paper_tables", "write_run"]
 
 
-def write_run(result: ClearingResult, out: Path) -> list[Path]:
+def write_run(
+    result: ClearingResult,
+    out: Path,
+    settlement: Settlement | None = None,
+    kpis: dict[str, Any] | None = None,
+) -> list[Path]:
     """`scenario.yaml` (the scenario as cleared, series inline), `summary.json`,
-    `dispatch.csv`, `trades.csv` and `prices.csv` in `out`."""
+    `dispatch.csv`, `trades.csv`, `prices.csv`, and with a settlement `bills.csv`,
+    `settlement.csv` (bilateral trades with their prices) and `kpis.json`, in `out`."""
     texts = {
         "scenario.yaml": scenario_yaml(result.scenario),
         "summary.json": json.dumps(result.summary(), indent=2) + "\n",
         "dispatch.csv": result.dispatch.to_csv(index=False),
         "trades.csv": result.trades.to_csv(index=False),
         "prices.csv": result.prices.to_csv(index=False),
+    }
+    if settlement is not None:
+        texts["bills.csv"] = settlement.bills.to_csv(index=False)
+        texts["settlement.csv"] = settlement.trades.to_csv(index=False)
+    if kpis is not None:
+        texts["kpis.json"] = json.dumps(kpis, indent=2) + "\n"
+    return _write_all(texts, out)
+
+
+def write_comparison(table: pd.DataFrame, bills: pd.DataFrame, out: Path) -> list[Path]:
+    """`compare.csv` (one row per market) and `compare_bills.csv` (one row per market and peer)."""
+    texts = {
+        "compare.csv": table.to_csv(index=False),
+        "compare_bills.csv": bills.to_csv(index=False),
     }
     return _write_all(texts, out)
 

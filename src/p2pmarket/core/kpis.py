@@ -1,0 +1,170 @@
+"""Market KPIs: pure functions of a cleared result and its settlement (SPEC C4).
+
+Definitions (energy in kWh over the horizon; grid peers are not members of any community's
+balance and are left out of the shares):
+
+* `total_cost`: generation cost + fees - value of served flexible demand - value of energy
+  the grid absorbs (the `system-cost` objective, whatever objective was cleared).
+* `social_welfare`: -total_cost (inflexible load has no stated value, so welfare counts the
+  value of flexible demand and of absorbed energy against every cost).
+* traded volume: bilateral energy, split into `inside` one community, `between` communities
+  and `with_grid`; the three add up to `total`.
+* self-sufficiency of a community: 1 - energy its members buy from outside it / their demand
+  (load, flexible demand and storage charging); self-consumption: 1 - energy they sell outside
+  it / their generation and discharge. Both lie in [0, 1] by the no-resale rule. The market's
+  own figures treat every grid peer as the outside.
+* fairness of savings among non-grid peers: Jain's index (sum s)^2 / (n sum s^2), in (0, 1]
+  for non-negative savings, and the Gini coefficient sum |s_i - s_j| / (2 n^2 mean s); both
+  are reported as NaN when savings are not all non-negative or all zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.settlement import Settlement
+
+__all__ = ["community_shares", "gini", "jain_index", "kpis", "traded_volume"]
+
+
+def jain_index(values: np.ndarray) -> float:
+    """Jain's fairness index of non-negative values (1 = all equal); NaN if undefined."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or (v < -1e-9).any() or not (v > 1e-12).any():
+        return math.nan
+    return float(v.sum() ** 2 / (v.size * (v**2).sum()))
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0 = all equal); NaN if undefined."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or (v < -1e-9).any() or not (v > 1e-12).any():
+        return math.nan
+    return float(np.abs(v[:, None] - v[None, :]).sum() / (2 * v.size**2 * v.mean()))
+
+
+def traded_volume(result: ClearingResult, settlement: Settlement) -> dict[str, float]:
+    """Bilateral energy traded inside communities, between them and with the grid (kWh)."""
+    t = settlement.trades
+    owner = result.scenario.community_of()
+    grids = {p.id for p in result.scenario.peers if p.role == "grid"}
+    with_grid = t["seller"].isin(grids) | t["buyer"].isin(grids)
+    seller_c = t["seller"].map(lambda p: owner[p] or f"alone:{p}")
+    buyer_c = t["buyer"].map(lambda p: owner[p] or f"alone:{p}")
+    inside = ~with_grid & (seller_c == buyer_c)
+    energy = t["energy_kwh"]
+    return {
+        "inside": float(energy[inside].sum()),
+        "between": float(energy[~with_grid & ~inside].sum()),
+        "with_grid": float(energy[with_grid].sum()),
+        "total": float(energy.sum()),
+    }
+
+
+def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataFrame:
+    """Self-sufficiency and self-consumption per community and for the whole market."""
+    s = result.scenario
+    dt = s.period_hours
+    owner = s.community_of()
+    grids = {p.id for p in s.peers if p.role == "grid"}
+    d = result.dispatch
+    members = d[~d["peer"].isin(grids)]
+    group = members["peer"].map(lambda p: owner[p] or p)
+    demand = (
+        ((members["load_kw"] + members["flexible_load_kw"] + members["charge_kw"]) * dt)
+        .groupby(group)
+        .sum()
+    )
+    supply = ((members["generation_kw"] + members["discharge_kw"]) * dt).groupby(group).sum()
+    t = settlement.trades
+
+    def community(peer: pd.Series) -> pd.Series:
+        return peer.map(lambda p: "grid" if p in grids else owner[p] or p)
+
+    seller_c, buyer_c = community(t["seller"]), community(t["buyer"])
+    crossing = seller_c != buyer_c
+    bought_outside = t.loc[crossing].groupby(buyer_c[crossing])["energy_kwh"].sum()
+    sold_outside = t.loc[crossing].groupby(seller_c[crossing])["energy_kwh"].sum()
+    rows = []
+    names = list(dict.fromkeys(group))
+    for name in names:
+        rows.append(
+            _shares(
+                name,
+                demand.get(name, 0.0),
+                supply.get(name, 0.0),
+                bought_outside.get(name, 0.0),
+                sold_outside.get(name, 0.0),
+            )
+        )
+    from_grid = t.loc[t["seller"].isin(grids) & ~t["buyer"].isin(grids), "energy_kwh"].sum()
+    to_grid = t.loc[t["buyer"].isin(grids) & ~t["seller"].isin(grids), "energy_kwh"].sum()
+    rows.append(_shares("market", demand.sum(), supply.sum(), from_grid, to_grid))
+    return pd.DataFrame(rows)
+
+
+def _shares(name: str, demand: float, supply: float, bought: float, sold: float) -> dict[str, Any]:
+    return {
+        "community": name,
+        "demand_kwh": float(demand),
+        "generation_kwh": float(supply),
+        "bought_outside_kwh": float(bought),
+        "sold_outside_kwh": float(sold),
+        # Clipped only against rounding (1 - 1.0000000000000004); the rule keeps them in range.
+        "self_sufficiency": min(max(1 - bought / demand, 0.0), 1.0) if demand > 1e-9 else math.nan,
+        "self_consumption": min(max(1 - sold / supply, 0.0), 1.0) if supply > 1e-9 else math.nan,
+    }
+
+
+def kpis(result: ClearingResult, settlement: Settlement) -> dict[str, Any]:
+    """The market's KPIs as plain values (what `kpis.json` holds)."""
+    lines = settlement.lines
+    total_cost = float(
+        lines["generation_cost"].sum()
+        + settlement.fees_collected
+        - lines["flexible_value"].sum()
+        - lines["absorbed_value"].sum()
+    )
+    volume = traded_volume(result, settlement)
+    shares = community_shares(result, settlement)
+    market = shares[shares["community"] == "market"].iloc[0]
+    grids = {p.id for p in result.scenario.peers if p.role == "grid"}
+    bills = settlement.bills[~settlement.bills["peer"].isin(grids)]
+    savings = bills["savings"].to_numpy()
+    return {
+        "rule": settlement.rule,
+        "currency": settlement.currency,
+        "objective": result.objective,
+        "objective_kind": result.objective_kind,
+        "total_cost": total_cost,
+        "social_welfare": -total_cost,
+        "fees_collected": settlement.fees_collected,
+        "fee_collector": settlement.fee_collector,
+        "traded_kwh": volume,
+        "grid_import_kwh": float(market["bought_outside_kwh"]),
+        "grid_export_kwh": float(market["sold_outside_kwh"]),
+        "self_sufficiency": _plain(market["self_sufficiency"]),
+        "self_consumption": _plain(market["self_consumption"]),
+        "communities": {
+            row["community"]: {
+                "self_sufficiency": _plain(row["self_sufficiency"]),
+                "self_consumption": _plain(row["self_consumption"]),
+            }
+            for row in shares.to_dict("records")
+            if row["community"] != "market"
+        },
+        "savings_total": float(np.nansum(savings)),
+        "savings_jain_index": _plain(jain_index(savings)),
+        "savings_gini": _plain(gini(savings)),
+        "baseline_note": settlement.baseline_note,
+    }
+
+
+def _plain(value: float) -> float | None:
+    """NaN -> None, so that the KPIs serialise as JSON null."""
+    return None if value is None or math.isnan(float(value)) else float(value)

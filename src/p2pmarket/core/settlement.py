@@ -1,0 +1,290 @@
+"""Settlement: what each peer pays and earns, and what it saves against a no-trading baseline.
+
+Every rule settles the bilateral trades (`p2pmarket.core.flows`): the buyer pays an energy
+price to the seller plus the fees on the way, which go to the fee collector (a peer named by
+the scenario's `fee_collector`, else the network operator, an outside party). So under every
+rule, by construction:
+
+    payments by buyers = receipts by sellers + fees collected          (budget balance)
+
+Rules (energy price the seller receives, per kWh):
+
+* `marginal`: the buyer pays its own balance price (dual) on what it buys; the seller receives
+  that minus the fees on the way, which under the `system-cost` objective is exactly the
+  seller's own selling price (complementary slackness). Promise: with the `system-cost`
+  objective and a design that keeps direct links to the grid (`p2p`, `hybrid`), no peer but
+  the grid is worse off than in the baseline (individual rationality).
+* `pay-as-offer`: the seller's offer price. Promise: a seller recovers its offer on every
+  kWh it sells. Not individually rational: a seller whose offer is below what the grid pays
+  for surplus earns less than in the baseline.
+* `mid-market`: trades among peers at the midpoint of the grid's selling and buying prices;
+  trades with the grid at the grid's own prices. Promise: one price for every trade inside the
+  market. Not individually rational: a seller dispatched with an offer above the midpoint
+  sells below its cost.
+
+A peer's cost = its generation cost + what it pays - what it receives - the value of the
+flexible demand it is served - (the grid) the value of what it absorbs at its buy price.
+The baseline clears the same scenario with only the links between each peer and the grid,
+and settles it at the grid's tariff whatever the rule: energy bought from the grid at the
+grid's offer plus the fee, energy sold to it for its buy price in all (nothing without one),
+the fee on the way coming out of the seller's share. Mid-market settles trades with the grid
+the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from p2pmarket.core.clearing import SolverOptions, clear
+from p2pmarket.core.flows import bilateral_trades
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Peer, Scenario, Series, series
+from p2pmarket.errors import InfeasibleMarketError, ScenarioError
+
+__all__ = [
+    "BILL_COLUMNS",
+    "OPERATOR",
+    "RULES",
+    "Settlement",
+    "baseline_scenario",
+    "settle",
+]
+
+RULES = ("marginal", "pay-as-offer", "mid-market")
+TARIFF = "tariff"
+"""How the baseline is settled: trades with the grid at the grid's own prices."""
+OPERATOR = "operator"
+"""Who collects the fees when the scenario names no `fee_collector`."""
+
+BILL_COLUMNS = (
+    "peer",
+    "cost_baseline",
+    "cost_market",
+    "savings",
+    "bought_kwh",
+    "sold_kwh",
+    "paid_energy",
+    "paid_fees",
+    "received_energy",
+    "received_fees",
+    "generation_cost",
+    "flexible_value",
+    "absorbed_value",
+)
+_PARTS = BILL_COLUMNS[4:]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The money of one cleared market under one rule.
+
+    - `trades`: bilateral trades with `price_per_kwh` (energy price to the seller),
+      `buyer_pays` and `seller_receives` (currency).
+    - `lines`: one row per peer and period with the parts of its bill and `cost`.
+    - `bills`: one row per peer over the horizon (`BILL_COLUMNS`).
+    """
+
+    rule: str
+    cleared_with: str
+    currency: str
+    fee_collector: str
+    trades: pd.DataFrame
+    lines: pd.DataFrame
+    bills: pd.DataFrame
+    fees_collected: float
+    baseline_note: str
+
+    @property
+    def payments(self) -> float:
+        return float(self.trades["buyer_pays"].sum())
+
+    @property
+    def receipts(self) -> float:
+        return float(self.trades["seller_receives"].sum())
+
+
+def baseline_scenario(scenario: Scenario) -> Scenario:
+    """The no-trading baseline: the same peers, each trading with the grid alone (over the
+    links the scenario allows, when it restricts them)."""
+    grids = {p.id for p in scenario.peers if p.role == "grid"}
+    others = [p.id for p in scenario.peers if p.role != "grid"]
+    links = [[g, n] for g in grids for n in others] + [[n, g] for g in grids for n in others]
+    if scenario.links is not None:
+        allowed = set(scenario.links)
+        links = [link for link in links if tuple(link) in allowed]
+    return scenario.replace(design="p2p", links=links, name=f"{scenario.name} (baseline)")
+
+
+def settle(
+    result: ClearingResult,
+    rule: str = "marginal",
+    baseline: ClearingResult | None = None,
+    options: SolverOptions | None = None,
+) -> Settlement:
+    """Settle a cleared market under `rule` and compare each peer with the baseline.
+
+    Prices are duals of the `system-cost` objective: a result cleared under the `paper`
+    objective (whose accounting counts a traded kWh's offer twice, so its duals are no market
+    prices) is cleared again under `system-cost` and that clearing is settled; `cleared_with`
+    says so. The baseline is cleared here (same engine, `system-cost`) unless given. If it
+    cannot be cleared (a peer cannot be served by the grid alone), baseline costs are NaN and
+    `baseline_note` says why.
+    """
+    if rule not in RULES:
+        raise ScenarioError("rule", f"{rule!r} is not one of {', '.join(RULES)}")
+    if result.objective_kind != "system-cost":
+        result = clear(
+            result.scenario, design=result.design, objective="system-cost", options=options
+        )
+    trades, lines = _settle_market(result, rule)
+    note = ""
+    if baseline is None:
+        try:
+            baseline = clear(
+                baseline_scenario(result.scenario),
+                design="p2p",
+                objective="system-cost",
+                options=options,
+            )
+        except InfeasibleMarketError as exc:
+            note = f"the no-trading baseline is infeasible: {exc}"
+    market_cost = lines.groupby("peer", sort=False)[[*_PARTS, "cost"]].sum()
+    if baseline is not None:
+        _, baseline_lines = _settle_market(baseline, TARIFF)
+        baseline_cost = baseline_lines.groupby("peer", sort=False)["cost"].sum()
+    else:
+        baseline_cost = pd.Series(np.nan, index=market_cost.index)
+    bills = market_cost.rename(columns={"cost": "cost_market"})
+    bills["cost_baseline"] = baseline_cost.reindex(bills.index)
+    bills["savings"] = bills["cost_baseline"] - bills["cost_market"]
+    # Sums of many products leave rounding dust (-4e-16): report it as the zero it is.
+    bills = bills.mask(bills.abs() < 1e-9, 0.0).reset_index().loc[:, list(BILL_COLUMNS)]
+    collector = result.scenario.fee_collector or OPERATOR
+    return Settlement(
+        rule=rule,
+        cleared_with=result.objective_kind,
+        currency=result.scenario.currency,
+        fee_collector=collector,
+        trades=trades,
+        lines=lines,
+        bills=bills,
+        fees_collected=float(trades["fee"].sum()),
+        baseline_note=note,
+    )
+
+
+def _settle_market(result: ClearingResult, rule: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    s = result.scenario
+    dt = s.period_hours
+    trades = bilateral_trades(result)
+    price = _energy_price(result, trades, rule)
+    energy = trades["energy_kwh"].to_numpy()
+    trades = trades.assign(
+        price_per_kwh=price,
+        seller_receives=price * energy,
+        buyer_pays=price * energy + trades["fee"].to_numpy(),
+    )
+
+    d = result.dispatch
+    lines = d[["period", "peer"]].copy()
+    key = pd.MultiIndex.from_frame(lines)
+
+    def by(column: str, who: str) -> np.ndarray:
+        grouped = trades.groupby(["period", who])[column].sum()
+        grouped.index = grouped.index.set_names(["period", "peer"])
+        return grouped.reindex(key, fill_value=0.0).to_numpy()
+
+    lines["bought_kwh"] = by("energy_kwh", "buyer")
+    lines["sold_kwh"] = by("energy_kwh", "seller")
+    lines["paid_energy"] = by("seller_receives", "buyer")
+    lines["paid_fees"] = by("fee", "buyer")
+    lines["received_energy"] = by("seller_receives", "seller")
+    fees = trades.groupby("period")["fee"].sum().reindex(lines["period"], fill_value=0.0)
+    is_collector = (lines["peer"] == s.fee_collector).to_numpy()
+    lines["received_fees"] = np.where(is_collector, fees.to_numpy(), 0.0)
+    offer = _per_peer_period(s, lambda p: p.generation.offer_per_kwh if p.generation else None)
+    lines["generation_cost"] = offer * d["generation_kw"].to_numpy() * dt
+    lines["flexible_value"] = _flexible_value(s, d) * dt
+    buy = _per_peer_period(s, lambda p: p.buy_price_per_kwh)
+    lines["absorbed_value"] = buy * d["absorbed_kw"].to_numpy() * dt
+    lines["cost"] = (
+        lines["generation_cost"]
+        + lines["paid_energy"]
+        + lines["paid_fees"]
+        - lines["received_energy"]
+        - lines["received_fees"]
+        - lines["flexible_value"]
+        - lines["absorbed_value"]
+    )
+    return trades, lines
+
+
+def _energy_price(result: ClearingResult, trades: pd.DataFrame, rule: str) -> np.ndarray:
+    """Energy price per kWh the seller receives on each bilateral trade."""
+    s = result.scenario
+    period = trades["period"].to_numpy()
+    energy = trades["energy_kwh"].to_numpy()
+    fee_per_kwh = trades["fee"].to_numpy() / np.where(energy > 0, energy, 1.0)
+    if rule == "marginal":
+        prices = result.dispatch.set_index(["period", "peer"])["price_per_kwh"]
+        buyer_price = prices.reindex(
+            pd.MultiIndex.from_arrays([period, trades["buyer"]])
+        ).to_numpy()
+        marginal: np.ndarray = buyer_price - fee_per_kwh
+        return marginal
+    offers = np.stack(
+        [series(p.generation.offer_per_kwh if p.generation else None, s.periods) for p in s.peers]
+    )
+    seller = pd.Index(s.peer_ids).get_indexer(pd.Index(trades["seller"]))
+    seller_offer: np.ndarray = offers[seller, period]
+    if rule == "pay-as-offer":
+        return seller_offer
+    grid = next((p for p in s.peers if p.role == "grid"), None)
+    if grid is None:
+        if rule == TARIFF:  # no grid, no trade with it: nothing to price
+            return seller_offer
+        raise ScenarioError("rule", "the mid-market rate needs a grid peer to take prices from")
+    grid_sells = series(grid.generation.offer_per_kwh if grid.generation else None, s.periods)
+    grid_buys = series(grid.buy_price_per_kwh, s.periods)
+    grids = {p.id for p in s.peers if p.role == "grid"}
+    from_grid = trades["seller"].isin(grids).to_numpy()
+    to_grid = trades["buyer"].isin(grids).to_numpy()
+    among_peers = ((grid_sells + grid_buys) / 2)[period] if rule == "mid-market" else seller_offer
+    # The grid pays its buy price in all; the fee on the way comes out of the seller's share.
+    sold_to_grid = grid_buys[period] - fee_per_kwh
+    price: np.ndarray = np.where(
+        from_grid, grid_sells[period], np.where(to_grid, sold_to_grid, among_peers)
+    )
+    return price
+
+
+def _per_peer_period(s: Scenario, pick: Callable[[Peer], Series | None]) -> np.ndarray:
+    """A per-peer series, laid out like the dispatch rows (period-major)."""
+    values = np.stack([series(pick(p), s.periods) for p in s.peers])
+    return np.asarray(values.T.ravel(), dtype=float)
+
+
+def _flexible_value(s: Scenario, dispatch: pd.DataFrame) -> np.ndarray:
+    """Value of served flexible demand per dispatch row ($ per hour of the period).
+
+    At one peer and period every block sees the same price, so an optimum serves the blocks
+    in order of their price; the value is that of filling them greedily.
+    """
+    served = dispatch["flexible_load_kw"].to_numpy().reshape(s.periods, len(s.peers)).copy()
+    value = np.zeros_like(served)
+    for n, peer in enumerate(s.peers):
+        if not peer.flexible_load:
+            continue
+        size = np.stack([series(b.max_kw, s.periods) for b in peer.flexible_load])
+        price = np.stack([series(b.price_per_kwh, s.periods) for b in peer.flexible_load])
+        order = np.argsort(-price, axis=0, kind="stable")
+        size = np.take_along_axis(size, order, axis=0)
+        price = np.take_along_axis(price, order, axis=0)
+        before = np.cumsum(size, axis=0) - size
+        taken = np.clip(served[:, n][None, :] - before, 0.0, size)
+        value[:, n] = (taken * price).sum(axis=0)
+    return value.ravel()

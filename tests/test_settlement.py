@@ -1,0 +1,190 @@
+"""Settlement and KPIs: market invariants on random scenarios, and hand-checked cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import p2pmarket
+from p2pmarket.core.flows import bilateral_trades
+from p2pmarket.core.kpis import community_shares, gini, jain_index, kpis, traded_volume
+from p2pmarket.core.scenario import DESIGNS
+from p2pmarket.core.settlement import RULES, baseline_scenario, settle
+from strategies import scenario_dicts
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def cleared(data: dict[str, Any], design: str) -> p2pmarket.ClearingResult:
+    scenario = p2pmarket.Scenario.from_dict(data)
+    return p2pmarket.clear(scenario, design=design, objective="system-cost")
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(DESIGNS), st.sampled_from(RULES))
+def test_budget_balance(data: dict[str, Any], design: str, rule: str) -> None:
+    """Payments by buyers = receipts by sellers + fees collected, under every rule."""
+    s = settle(cleared(data, design), rule)
+    assert s.payments == pytest.approx(s.receipts + s.fees_collected, abs=1e-6)
+    lines = s.lines
+    paid = (lines.paid_energy + lines.paid_fees).sum()
+    received = lines.received_energy.sum()
+    assert paid == pytest.approx(received + s.fees_collected, abs=1e-6)
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(["p2p", "hybrid"]))
+def test_marginal_pricing_is_individually_rational(data: dict[str, Any], design: str) -> None:
+    """No peer but the grid pays more in the market than trading with the grid alone."""
+    s = settle(cleared(data, design), "marginal")
+    members = s.bills[s.bills.peer != "grid"]
+    assert (members.cost_market <= members.cost_baseline + 1e-6).all(), members
+
+
+def test_pay_as_offer_and_mid_market_are_not_individually_rational() -> None:
+    """A seller with a cheap offer earns only its offer (pay-as-offer) or the mid-market rate,
+    less than the grid would pay it for its surplus: the counter-example the docs state."""
+    data = {
+        "peers": [
+            {
+                "id": "grid",
+                "role": "grid",
+                "generation": {"max_kw": 100, "offer_per_kwh": 0.10},
+                "buy_price_per_kwh": 0.04,
+            },
+            {"id": "S", "role": "producer", "generation": {"max_kw": 10, "offer_per_kwh": 0.01}},
+            {"id": "C", "role": "consumer", "load_kw": 5},
+        ]
+    }
+    result = cleared(data, "p2p")
+    marginal = settle(result, "marginal").bills.set_index("peer")
+    offer = settle(result, "pay-as-offer").bills.set_index("peer")
+    # Baseline: S sells 10 kWh to the grid at 0.04 (cost 0.1 - 0.4 = -0.3).
+    assert offer.loc["S", "cost_baseline"] == pytest.approx(0.1 - 0.4)
+    assert offer.loc["S", "cost_market"] > offer.loc["S", "cost_baseline"]  # worse off
+    assert marginal.loc["S", "cost_market"] <= marginal.loc["S", "cost_baseline"] + 1e-9
+    data["peers"][1]["generation"]["offer_per_kwh"] = 0.09  # above the mid-market rate 0.07
+    data["peers"][0]["generation"]["offer_per_kwh"] = 0.10
+    mid = settle(cleared(data, "p2p"), "mid-market").bills.set_index("peer")
+    assert mid.loc["S", "cost_market"] > mid.loc["S", "cost_baseline"]
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(DESIGNS))
+def test_prices_explain_trades(data: dict[str, Any], design: str) -> None:
+    """On every trade with energy: buyer's price - seller's selling price = the link's fee."""
+    result = cleared(data, design)
+    prices = result.prices.set_index(["period", "node"])
+    for t in result.trades.itertuples():
+        buyer = prices.loc[(t.period, t.buyer), "price_per_kwh"]
+        seller = prices.loc[(t.period, t.seller), "sell_price_per_kwh"]
+        assert buyer - seller == pytest.approx(t.fee_per_kwh, abs=1e-6)
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(DESIGNS))
+def test_bilateral_trades_keep_every_kwh_and_fee(data: dict[str, Any], design: str) -> None:
+    result = cleared(data, design)
+    bilateral = bilateral_trades(result)
+    d = result.dispatch
+    dt = result.scenario.period_hours
+    sold = bilateral.groupby("seller").energy_kwh.sum()
+    bought = bilateral.groupby("buyer").energy_kwh.sum()
+    exports = (d.export_kw * dt).groupby(d.peer).sum()
+    imports = (d.import_kw * dt).groupby(d.peer).sum()
+    for peer in exports.index:
+        assert sold.get(peer, 0.0) == pytest.approx(exports[peer], abs=1e-6)
+        assert bought.get(peer, 0.0) == pytest.approx(imports[peer], abs=1e-6)
+    assert bilateral.fee.sum() == pytest.approx(result.trades.fee.sum(), abs=1e-6)
+    assert not bilateral.seller.str.startswith("manager:").any()
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(DESIGNS))
+def test_kpi_identities(data: dict[str, Any], design: str) -> None:
+    result = cleared(data, design)
+    s = settle(result, "marginal")
+    volume = traded_volume(result, s)
+    assert volume["inside"] + volume["between"] + volume["with_grid"] == pytest.approx(
+        volume["total"], abs=1e-6
+    )
+    shares = community_shares(result, s)
+    for column in ("self_sufficiency", "self_consumption"):
+        values = shares[column].dropna()
+        assert ((values >= 0) & (values <= 1)).all()
+    k = kpis(result, s)
+    assert k["total_cost"] == pytest.approx(result.objective, rel=1e-6, abs=1e-6)
+
+
+def test_fairness_indices_by_hand() -> None:
+    assert jain_index(np.array([1.0, 1.0, 1.0])) == pytest.approx(1.0)
+    assert jain_index(np.array([1.0, 0.0])) == pytest.approx(0.5)
+    assert gini(np.array([1.0, 1.0])) == pytest.approx(0.0)
+    assert gini(np.array([0.0, 0.0, 0.0, 4.0])) == pytest.approx(0.75)
+    assert np.isnan(jain_index(np.array([1.0, -1.0])))
+
+
+def test_five_peer_case_two_bills_by_hand() -> None:
+    """Marginal prices of Case II: P2 and P4 pay 0.0696 $/kWh (P3's offer + its fee), the
+    marginal supply; P5 sells 180 kWh at 0.0696 and P3 60 kWh at 0.048."""
+    result = p2pmarket.clear(p2pmarket.cases.load("five-peer-case-2"), objective="system-cost")
+    s = settle(result, "marginal")
+    bills = s.bills.set_index("peer")
+    assert bills.loc["P2", "paid_energy"] + bills.loc["P2", "paid_fees"] == pytest.approx(
+        140 * 0.0696
+    )
+    assert bills.loc["P5", "received_energy"] == pytest.approx(180 * 0.0696)
+    assert bills.loc["P3", "received_energy"] == pytest.approx(60 * 0.048)
+    assert s.fees_collected == pytest.approx(60 * 0.0216)
+    # Baseline: P2 buys 140 kWh from the grid at 0.096 + its export fee 0.01584.
+    assert bills.loc["P2", "cost_baseline"] == pytest.approx(140 * (0.096 + 0.01584))
+    assert bills.loc["P2", "savings"] == pytest.approx(140 * (0.096 + 0.01584 - 0.0696))
+
+
+def test_baseline_links_every_peer_with_the_grid_only() -> None:
+    scenario = p2pmarket.cases.load("five-peer-case-2")
+    base = baseline_scenario(scenario)
+    assert base.design == "p2p"
+    assert base.links is not None
+    assert all("grid" in link for link in base.links)
+    assert len(base.links) == 2 * (len(scenario.peers) - 1)
+
+
+def test_paper_objective_is_settled_on_the_system_cost_clearing() -> None:
+    scenario = p2pmarket.cases.load("five-peer-case-2")
+    paper = settle(p2pmarket.clear(scenario, objective="paper"))
+    system = settle(p2pmarket.clear(scenario, objective="system-cost"))
+    assert paper.cleared_with == "system-cost"
+    pd.testing.assert_frame_equal(paper.bills, system.bills)
+
+
+def test_fee_collector_receives_the_fees() -> None:
+    data = p2pmarket.cases.load("five-peer-case-2").to_dict()
+    data["fee_collector"] = "grid"
+    s = settle(p2pmarket.clear(p2pmarket.Scenario.from_dict(data), objective="system-cost"))
+    bills = s.bills.set_index("peer")
+    assert bills.loc["grid", "received_fees"] == pytest.approx(s.fees_collected)
+    assert s.fee_collector == "grid"
+
+
+def test_community_design_can_break_individual_rationality() -> None:
+    """Why the promise excludes the community design: when the grid shares a community with
+    others, a lone consumer's energy pays the uniform fee twice (into the grid's manager and
+    out to the consumer), once more than trading with the grid directly."""
+    data = {
+        "uniform_fee": 0.01,
+        "communities": [{"id": "C1", "members": ["grid", "P"]}],
+        "peers": [
+            {"id": "grid", "role": "grid", "generation": {"max_kw": 100, "offer_per_kwh": 0.1}},
+            {"id": "P", "role": "prosumer", "load_kw": 1},
+            {"id": "C", "role": "consumer", "load_kw": 10},
+        ],
+    }
+    bills = settle(cleared(data, "community")).bills.set_index("peer")
+    assert bills.loc["C", "cost_baseline"] == pytest.approx(10 * 0.11)
+    assert bills.loc["C", "cost_market"] == pytest.approx(10 * 0.12)
