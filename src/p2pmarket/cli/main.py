@@ -6,6 +6,7 @@ Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
+from p2pmarket.cli.ledger_cmd import append_from_cli, check_ledger_options, ledger_app
 from p2pmarket.cli.render import (
     bills_table,
     comparison_tables,
@@ -34,7 +36,14 @@ from p2pmarket.core.clearing import clear
 from p2pmarket.core.kpis import kpis
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
 from p2pmarket.core.settlement import RULES, settle
-from p2pmarket.errors import InfeasibleMarketError, P2PMarketError, ScenarioError, SolverError
+from p2pmarket.errors import (
+    InfeasibleMarketError,
+    LedgerError,
+    LedgerIntegrityError,
+    P2PMarketError,
+    ScenarioError,
+    SolverError,
+)
 from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
 from p2pmarket.io.scenario_files import dump_scenario, load_scenario
 
@@ -54,6 +63,7 @@ cases_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(cases_app, name="cases")
+app.add_typer(ledger_app, name="ledger")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +77,10 @@ def _errors_to_exit_codes(command: F) -> F:
             return command(*args, **kwargs)
         except ScenarioError as exc:
             _fail(f"invalid input: {exc}", EXIT_INPUT)
+        except LedgerIntegrityError as exc:
+            _fail(f"ledger does not verify: {exc}", EXIT_MARKET)
+        except LedgerError as exc:
+            _fail(f"ledger: {exc}", EXIT_INPUT)
         except InfeasibleMarketError as exc:
             _fail(f"infeasible market: {exc}", EXIT_MARKET)
         except SolverError as exc:
@@ -139,6 +153,14 @@ def run(
         Path | None,
         typer.Option(help="Write summary.json, dispatch/trades/prices/bills CSV, kpis.json here."),
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(help="Append the run to this ledger (sqlite:///FILE or postgresql://...)."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="The manager's private key file (see `p2pmarket ledger keygen`)."),
+    ] = None,
 ) -> None:
     """Clear a market, settle it, print its summary; with --out, write the result tables."""
     s = _scenario(scenario)
@@ -146,6 +168,7 @@ def run(
     design = _choice(design, DESIGNS, "--design")
     objective = _choice(objective, OBJECTIVES, "--objective")
     _choice(rule, RULES, "--rule")
+    check_ledger_options(ledger, key)
     _quiet_solver()
     result = clear(s, design=design, objective=objective)
     settlement = settle(result, rule)
@@ -157,6 +180,10 @@ def run(
     if out is not None:
         written = write_run(result, out, settlement, indicators)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+    if ledger is not None and key is not None:
+        # The block records the settled trades (with their prices) and each peer's bill.
+        settled = dataclasses.replace(result, trades=settlement.priced_trades())
+        console.print(append_from_cli(ledger, key, settled, settlement.bills), soft_wrap=True)
 
 
 @app.command(name="compare")

@@ -98,6 +98,25 @@ class Settlement:
     fees_collected: float
     baseline_note: str
 
+    def priced_trades(self) -> pd.DataFrame:
+        """The settled bilateral trades in the layout of `ClearingResult.trades`, with the
+        energy price: `period, seller, buyer, route, energy_kwh, price_per_kwh, fee_per_kwh,
+        fee` (route `p2p` for a direct trade, `via-manager` otherwise)."""
+        t = self.trades
+        energy = t["energy_kwh"].to_numpy()
+        return pd.DataFrame(
+            {
+                "period": t["period"].to_numpy(),
+                "seller": t["seller"].to_numpy(),
+                "buyer": t["buyer"].to_numpy(),
+                "route": np.where(t["via_manager"].to_numpy(), "via-manager", "p2p"),
+                "energy_kwh": energy,
+                "price_per_kwh": t["price_per_kwh"].to_numpy(),
+                "fee_per_kwh": t["fee"].to_numpy() / np.where(energy > 0, energy, 1.0),
+                "fee": t["fee"].to_numpy(),
+            }
+        )
+
     @property
     def payments(self) -> float:
         return float(self.trades["buyer_pays"].sum())

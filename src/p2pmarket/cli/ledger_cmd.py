@@ -1,0 +1,286 @@
+"""`p2pmarket ledger ...`: keys, verification, inspection, export and proofs (SPEC C5, C8).
+
+Exit codes: 0 success, 1 the ledger (or a proof) does not verify, 2 bad input (a URL, a key
+file, a record id, a store that cannot be opened). Every error is one line on stderr.
+`check_ledger_options` (before clearing) and `append_from_cli` (after) are what
+`p2pmarket run --ledger URL --key FILE` calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.errors import LedgerError, LedgerIntegrityError, P2PMarketError
+from p2pmarket.ledger.blocks import BlockHeader
+from p2pmarket.ledger.keys import generate_keypair, load_private_key, load_public_key
+from p2pmarket.ledger.runs import append_run
+from p2pmarket.ledger.store import (
+    LedgerStore,
+    StoredBlock,
+    open_store,
+    store_kind,
+)
+from p2pmarket.ledger.verify import Reason, RecordProof, prove, verify, verify_proof
+
+__all__ = ["append_from_cli", "check_ledger_options", "ledger_app"]
+
+EXIT_OK, EXIT_INTEGRITY, EXIT_INPUT = 0, 1, 2
+
+ledger_app = typer.Typer(
+    help="Keep a tamper-evident ledger of cleared runs: keys, verify, show, export, prove.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+URL_HELP = (
+    "Ledger: sqlite:///FILE (relative path), sqlite:////FILE (absolute), a file path, "
+    "or postgresql://..."
+)
+
+
+def _errors_to_exit_codes(command: F) -> F:
+    """One line on stderr and exit 1 for a ledger that does not verify, 2 for bad input."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LedgerIntegrityError as exc:
+            _fail(f"ledger does not verify: {exc}", EXIT_INTEGRITY)
+        except LedgerError as exc:
+            _fail(str(exc), EXIT_INPUT)
+        except P2PMarketError as exc:
+            _fail(str(exc), EXIT_INTEGRITY)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    raise typer.Exit(code)
+
+
+def check_ledger_options(url: str | None, key: Path | None) -> None:
+    """Refuse `run --ledger URL --key FILE` options before any work is done: both or neither,
+    a URL of a known kind, a readable Ed25519 private key (`LedgerError`, exit 2)."""
+    if url is None and key is None:
+        return
+    if url is None or key is None:
+        raise LedgerError("--ledger and --key go together: give both or neither")
+    store_kind(url)
+    load_private_key(key)
+
+
+def append_from_cli(
+    url: str, key: Path, result: ClearingResult, settlement_lines: pd.DataFrame | None = None
+) -> str:
+    """Append a cleared run (and its settlement lines, a table with a `peer` column, when
+    given) to the ledger at `url`, signed with the private key file `key`; return one line
+    saying what was appended. Raises `LedgerError` (bad URL or key, another ledger's key:
+    exit 2) and `LedgerIntegrityError` (a damaged ledger: exit 1)."""
+    with open_store(url, create=True) as store:
+        block = append_run(store, key, result, settlement_lines)
+        where = store.url
+    return (
+        f"ledger: appended block {block.height} ({block.header.record_count} records, "
+        f"hash {block.block_hash[:16]}) to {where}"
+    )
+
+
+@ledger_app.command()
+@_errors_to_exit_codes
+def keygen(
+    out: Annotated[
+        Path, typer.Option(help="Private key file to write; the public key goes to FILE.pub.")
+    ] = Path("ledger.key"),
+    force: Annotated[bool, typer.Option(help="Overwrite existing key files.")] = False,
+) -> None:
+    """Write a new Ed25519 key pair for the community manager (private key mode 0600)."""
+    private_path, public_path = generate_keypair(out, overwrite=force)
+    public_key = load_public_key(public_path)
+    Console(soft_wrap=True).print(
+        f"wrote {private_path} (private, readable by its owner only) and {public_path}; "
+        f"public key {public_key}",
+        highlight=False,
+    )
+
+
+@ledger_app.command("verify")
+@_errors_to_exit_codes
+def verify_command(
+    url: Annotated[str, typer.Argument(help=URL_HELP)],
+    pubkey: Annotated[
+        Path | None,
+        typer.Option(help="The manager's public key file; the ledger must be signed with it."),
+    ] = None,
+) -> None:
+    """Recompute every hash, Merkle root and signature; name the first block that fails."""
+    expected = load_public_key(pubkey) if pubkey is not None else None
+    with open_store(url) as store:
+        report = verify(store, public_key=expected)
+    report.raise_for_failure()
+    Console(soft_wrap=True).print(report.summary(), highlight=False)
+
+
+def _block(store: LedgerStore, height: int) -> tuple[StoredBlock, BlockHeader]:
+    block = store.block(height)
+    if block is None:
+        raise LedgerError(f"{store.url} has no block at height {height}")
+    try:
+        return block, BlockHeader.parse(block.header)
+    except ValueError as exc:
+        raise LedgerIntegrityError(height, Reason.CHANGED_HEADER, str(exc)) from exc
+
+
+def _json_or_text(text: str) -> Any:
+    """Stored JSON as an object; text that is not JSON (a damaged row) as it is."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@ledger_app.command()
+@_errors_to_exit_codes
+def show(
+    url: Annotated[str, typer.Argument(help=URL_HELP)],
+    height: Annotated[
+        int | None, typer.Option(help="Show this block's header and records.")
+    ] = None,
+) -> None:
+    """List the blocks, or show one block's header and records (as stored, unverified)."""
+    console = Console()
+    with open_store(url) as store:
+        if height is None:
+            console.print(f"{store.url} (unverified; use `ledger verify`)", highlight=False)
+            console.print(f"{'height':>6}  {'time (UTC)':<27}  {'records':>7}  {'hash':<16}  run")
+            for stored in store.blocks(with_records=False):
+                try:
+                    header = BlockHeader.parse(stored.header)
+                except ValueError:
+                    console.print(f"{stored.height:>6}  (unreadable header)", highlight=False)
+                    continue
+                run = header.run
+                what = (
+                    "(genesis)" if run is None else f"{run.get('scenario')} ({run.get('design')})"
+                )
+                console.print(
+                    f"{stored.height:>6}  {header.timestamp:<27}  {header.record_count:>7}  "
+                    f"{stored.block_hash[:16]}  {what}",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+            return
+        block, header = _block(store, height)
+        console.print(f"block {height} of {store.url} (unverified; use `ledger verify`)")
+        for name, value in header.to_dict().items():
+            console.print(
+                f"  {name}: {json.dumps(value)}", highlight=False, soft_wrap=True, markup=False
+            )
+        console.print(f"  block_hash: {header.block_hash}", highlight=False)
+        console.print(f"  signature: {block.signature}", highlight=False, soft_wrap=True)
+        console.print(f"  records ({len(block.records)}): id, then the record as stored")
+        for record in block.records:
+            line = f"  {record.record_id[:16]} {record.body}"
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+@ledger_app.command()
+@_errors_to_exit_codes
+def export(
+    url: Annotated[str, typer.Argument(help=URL_HELP)],
+    out: Annotated[Path, typer.Option(help="JSON Lines file to write: one block per line.")],
+) -> None:
+    """Write every block (header, hash, signature, records with their ids) as JSON Lines."""
+    with open_store(url) as store:
+        partial = out.with_name(out.name + ".partial")
+        count = 0
+        try:
+            with partial.open("w", encoding="utf-8") as handle:
+                for stored in store.blocks():
+                    line = {
+                        "height": stored.height,
+                        "block_hash": stored.block_hash,
+                        "header": _json_or_text(stored.header),
+                        "signature": stored.signature,
+                        "records": [
+                            {"record_id": r.record_id, "record": _json_or_text(r.body)}
+                            for r in stored.records
+                        ],
+                    }
+                    handle.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+                    count += 1
+            os.replace(partial, out)
+        except OSError as exc:
+            raise LedgerError(f"cannot write {out}: {exc.strerror}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        Console(soft_wrap=True).print(f"wrote {count} blocks to {out}", highlight=False)
+
+
+@ledger_app.command("prove")
+@_errors_to_exit_codes
+def prove_command(
+    url: Annotated[str, typer.Argument(help=URL_HELP)],
+    trade_id: Annotated[
+        str, typer.Argument(help="Record id (64 hex digits, or a prefix of at least 8).")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Write the proof(s) here too.")] = None,
+) -> None:
+    """Print a Merkle proof (JSON, one line per block holding the record) that checks without
+    the rest of the block: the record, its path to the Merkle root, and the signed header."""
+    with open_store(url) as store:
+        proofs = prove(store, trade_id)
+        ledger_key = _block(store, 0)[1].public_key
+    for proof in proofs:
+        verify_proof(proof, ledger_key)
+    lines = [json.dumps(p.to_dict(), sort_keys=True, ensure_ascii=False) for p in proofs]
+    if out is not None:
+        try:
+            out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        except OSError as exc:
+            raise LedgerError(f"cannot write {out}: {exc.strerror}") from exc
+    for line in lines:
+        sys.stdout.write(line + "\n")
+
+
+@ledger_app.command("verify-proof")
+@_errors_to_exit_codes
+def verify_proof_command(
+    proof_file: Annotated[Path, typer.Argument(help="A proof written by `ledger prove`.")],
+    pubkey: Annotated[Path, typer.Option(help="The manager's public key file.")],
+) -> None:
+    """Check a proof from `ledger prove` with the public key alone, without the ledger."""
+    try:
+        lines = proof_file.read_text(encoding="utf-8").splitlines()
+        proofs = [RecordProof.from_dict(json.loads(line)) for line in lines if line.strip()]
+    except OSError as exc:
+        raise LedgerError(f"cannot read {proof_file}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise LedgerError(f"{proof_file} is not JSON Lines: {exc.msg}") from exc
+    if not proofs:
+        raise LedgerError(f"{proof_file} holds no proof")
+    key = load_public_key(pubkey)
+    console = Console(soft_wrap=True)
+    for proof in proofs:
+        header = verify_proof(proof, key)
+        console.print(
+            f"ok: record {proof.record_id} is in block {header.height} "
+            f"(Merkle root {header.merkle_root[:16]}, signed by {key[:16]})",
+            highlight=False,
+        )

@@ -1,0 +1,223 @@
+"""Appending cleared runs: records from a result, and the append itself.
+
+Each cleared run becomes one block. Its records, in this order:
+
+- one `trade` record per row of `result.trades`: `period`, `seller`, `buyer`, `route`,
+  `energy_kwh`, `price_per_kwh`, `amount` (= energy x price), `fee_per_kwh`, `fee`, and
+  `priced_by`: `"price"` when the trades table has a `price_per_kwh` column (settlement
+  prices), else `"fee"` (the price recorded is then the fee, and the amount the fee paid);
+- one `settlement` record per row of the settlement lines, when given: every column as it is
+  (the table needs at least a `peer` column).
+
+Numbers are rounded to `RECORD_PLACES` (9) decimal places and stored as decimal strings.
+The header's scenario hash is the SHA-256 of the canonical encoding of
+`result.scenario.to_dict()`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Scenario
+from p2pmarket.errors import LedgerError, LedgerIntegrityError
+from p2pmarket.ledger.blocks import (
+    GENESIS_PREVIOUS_HASH,
+    Block,
+    BlockHeader,
+    Record,
+    head_bytes,
+    make_block,
+)
+from p2pmarket.ledger.encoding import canonical_bytes, quantize, sha256_hex
+from p2pmarket.ledger.keys import load_private_key, public_key_hex, sign
+from p2pmarket.ledger.store import Append, LedgerStore, Tip, open_store
+from p2pmarket.ledger.verify import Reason
+
+__all__ = [
+    "append_records",
+    "append_run",
+    "scenario_hash",
+    "settlement_records",
+    "trade_records",
+]
+
+_TRADE_COLUMNS = ("period", "seller", "buyer", "route", "energy_kwh", "fee_per_kwh", "fee")
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """SHA-256 of the canonical encoding of `scenario.to_dict()`."""
+    return sha256_hex(canonical_bytes(scenario.to_dict()))
+
+
+def trade_records(trades: pd.DataFrame) -> list[Record]:
+    """One `trade` record per row of a result's trades table (see the module's docstring)."""
+    missing = [c for c in _TRADE_COLUMNS if c not in trades.columns]
+    if missing:
+        raise LedgerError(f"the trades table has no column {', '.join(missing)}")
+    priced = "price_per_kwh" in trades.columns
+    price_column = "price_per_kwh" if priced else "fee_per_kwh"
+    columns = [*_TRADE_COLUMNS, price_column]
+    records = []
+    for period, seller, buyer, route, energy, fee_rate, fee, price in trades[columns].itertuples(
+        index=False, name=None
+    ):
+        records.append(
+            Record.from_data(
+                {
+                    "kind": "trade",
+                    "period": int(period),
+                    "seller": str(seller),
+                    "buyer": str(buyer),
+                    "route": str(route),
+                    "energy_kwh": quantize(float(energy)),
+                    "price_per_kwh": quantize(float(price)),
+                    "amount": quantize(float(energy) * float(price)),
+                    "fee_per_kwh": quantize(float(fee_rate)),
+                    "fee": quantize(float(fee)),
+                    "priced_by": "price" if priced else "fee",
+                }
+            )
+        )
+    return records
+
+
+def settlement_records(lines: pd.DataFrame) -> list[Record]:
+    """One `settlement` record per row of a settlement table with at least a `peer` column;
+    floats are rounded to the record precision, missing values become null."""
+    if "peer" not in lines.columns:
+        raise LedgerError("the settlement lines have no column 'peer'")
+    for column in lines.columns:
+        if not isinstance(column, str) or column == "kind":
+            raise LedgerError(f"settlement column {column!r} cannot be recorded")
+    names = [str(c) for c in lines.columns]
+    return [
+        Record.from_data(
+            {"kind": "settlement", **{n: _cell(v) for n, v in zip(names, row, strict=True)}}
+        )
+        for row in lines.itertuples(index=False, name=None)
+    ]
+
+
+def _cell(value: Any) -> Any:
+    """A table cell as a recordable value."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, float):
+        return quantize(value)
+    return value
+
+
+def append_records(
+    store_or_url: LedgerStore | str,
+    key: Ed25519PrivateKey | Path | str,
+    records: Sequence[Record],
+    *,
+    scenario_hash: str | None,
+    run: Mapping[str, Any] | None,
+    clock: Callable[[], datetime] | None = None,
+) -> Block:
+    """Append one block of `records`, signed by `key` (a key or a private key file), and
+    return it. On an empty ledger the same transaction first writes the genesis block, which
+    records the key; on a ledger of another key the append is refused (`LedgerError`)."""
+    if isinstance(key, str | Path):
+        key = load_private_key(Path(key))
+    if isinstance(store_or_url, str):
+        with open_store(store_or_url, create=True) as store:
+            return append_records(
+                store, key, records, scenario_hash=scenario_hash, run=run, clock=clock
+            )
+    signer: Ed25519PrivateKey = key
+    now = clock or (lambda: datetime.now(UTC))
+    appended: list[Block] = []
+
+    def build(tip: Tip | None) -> Append:
+        moment = now()
+        blocks = []
+        if tip is None:
+            genesis = make_block(
+                signer,
+                height=0,
+                previous_hash=GENESIS_PREVIOUS_HASH,
+                timestamp=moment,
+                records=(),
+                scenario_hash=None,
+                run=None,
+            )
+            blocks.append(genesis)
+            height, previous = 1, genesis.block_hash
+        else:
+            _refuse_other_key(tip, public_key_hex(signer))
+            height, previous = tip.height + 1, tip.block_hash
+        block = make_block(
+            signer,
+            height=height,
+            previous_hash=previous,
+            timestamp=moment,
+            records=records,
+            scenario_hash=scenario_hash,
+            run=run,
+        )
+        blocks.append(block)
+        appended[:] = [block]
+        return Append(tuple(blocks), sign(signer, head_bytes(block.height, block.block_hash)))
+
+    store_or_url.append(build)
+    return appended[0]
+
+
+def _refuse_other_key(tip: Tip, public_key: str) -> None:
+    if not tip.genesis_header:
+        raise LedgerIntegrityError(0, Reason.MISSING_BLOCK, "the ledger has no genesis block")
+    try:
+        genesis = BlockHeader.parse(tip.genesis_header)
+    except ValueError as exc:
+        raise LedgerIntegrityError(0, Reason.CHANGED_HEADER, str(exc)) from exc
+    if genesis.public_key != public_key:
+        raise LedgerError(
+            f"this ledger belongs to key {genesis.public_key[:16]}...; refusing to append "
+            f"with key {public_key[:16]}..."
+        )
+
+
+def append_run(
+    store_or_url: LedgerStore | str,
+    private_key_path: Path | str,
+    result: ClearingResult,
+    settlement_lines: pd.DataFrame | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> Block:
+    """Append a cleared run (its trades, and settlement lines when given) as one block signed
+    with the private key in `private_key_path`; return the block."""
+    key = load_private_key(Path(private_key_path))
+    records = trade_records(result.trades)
+    if settlement_lines is not None:
+        records += settlement_records(settlement_lines)
+    scenario = result.scenario
+    run = {
+        "scenario": scenario.name,
+        "design": result.design,
+        "objective_kind": result.objective_kind,
+        "objective": quantize(result.objective),
+        "currency": scenario.currency,
+        "periods": scenario.periods,
+        "period_hours": scenario.period_hours,
+    }
+    return append_records(
+        store_or_url,
+        key,
+        records,
+        scenario_hash=scenario_hash(scenario),
+        run=run,
+        clock=clock,
+    )

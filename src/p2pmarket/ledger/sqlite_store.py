@@ -1,0 +1,207 @@
+"""The embedded store: one SQLite file (standard library `sqlite3`).
+
+Appends run in `BEGIN IMMEDIATE` transactions: the write lock is taken before the tip is
+read, so a second appender waits (up to `timeout` seconds) and then builds on the first one's
+block; two appends can never both read the same tip. The rollback journal with
+`synchronous=FULL` makes a transaction all or nothing, also when the process is killed or the
+machine stops mid-append (the next opener rolls the journal back).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from p2pmarket.errors import LedgerError
+from p2pmarket.ledger.store import Append, StoredBlock, StoredHead, StoredRecord, Tip
+
+__all__ = ["SqliteStore"]
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS ledger_blocks (
+        height INTEGER PRIMARY KEY,
+        block_hash TEXT NOT NULL UNIQUE,
+        header TEXT NOT NULL,
+        signature TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS ledger_records (
+        height INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        record_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (height, position)
+    )""",
+    "CREATE INDEX IF NOT EXISTS ledger_records_by_id ON ledger_records (record_id)",
+    """CREATE TABLE IF NOT EXISTS ledger_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        height INTEGER NOT NULL,
+        block_hash TEXT NOT NULL,
+        signature TEXT NOT NULL
+    )""",
+)
+
+
+class SqliteStore:
+    """A ledger in one SQLite file (see the module's docstring)."""
+
+    def __init__(self, path: str | Path, *, create: bool = False, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self._url = f"sqlite:///{path}"
+        if not create and not self.path.is_file():
+            raise LedgerError(f"no ledger at {self._url}: {self.path} does not exist")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open {self._url}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA synchronous = FULL")
+            tables = {
+                str(row[0])
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if {"ledger_blocks", "ledger_records", "ledger_head"} <= tables:
+                pass
+            elif create:
+                self._db.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA:
+                    self._db.execute(statement)
+                self._db.execute("COMMIT")
+            elif "ledger_blocks" not in tables:  # a partial set is for `verify` to report
+                raise LedgerError(f"{self._url} holds no p2pmarket ledger")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LedgerError(f"cannot open {self._url}: {exc}") from exc
+        except LedgerError:
+            self._db.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read {self._url}: {exc}") from exc
+
+    def append(self, build: Callable[[Tip | None], Append]) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot lock {self._url} for an append: {exc}") from exc
+        try:
+            last = db.execute(
+                "SELECT height, block_hash FROM ledger_blocks ORDER BY height DESC LIMIT 1"
+            ).fetchone()
+            tip = None
+            if last is not None:
+                genesis = db.execute("SELECT header FROM ledger_blocks WHERE height = 0").fetchone()
+                tip = Tip(int(last[0]), str(last[1]), "" if genesis is None else str(genesis[0]))
+            pending = build(tip)
+            for block in pending.blocks:
+                db.execute(
+                    "INSERT INTO ledger_blocks (height, block_hash, header, signature) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        block.height,
+                        block.block_hash,
+                        block.header.canonical().decode("utf-8"),
+                        block.signature,
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO ledger_records (height, position, record_id, body) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        (block.height, i, record.record_id, record.body)
+                        for i, record in enumerate(block.records)
+                    ),
+                )
+            last_block = pending.blocks[-1]
+            db.execute(
+                "INSERT INTO ledger_head (id, height, block_hash, signature) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET height = excluded.height, "
+                "block_hash = excluded.block_hash, signature = excluded.signature",
+                (last_block.height, last_block.block_hash, pending.head_signature),
+            )
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerError(f"cannot append to {self._url}: {exc}") from exc
+            raise
+
+    def head(self) -> StoredHead | None:
+        rows = self._query("SELECT height, block_hash, signature FROM ledger_head WHERE id = 1")
+        if not rows:
+            return None
+        height, block_hash, signature = rows[0]
+        return StoredHead(int(height), str(block_hash), str(signature))
+
+    def _records(self, height: int) -> tuple[StoredRecord, ...]:
+        rows = self._query(
+            "SELECT position, record_id, body FROM ledger_records WHERE height = ? "
+            "ORDER BY position",
+            (height,),
+        )
+        return tuple(StoredRecord(int(p), str(i), str(b)) for p, i, b in rows)
+
+    def blocks(
+        self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
+    ) -> Iterator[StoredBlock]:
+        limit = up_to if up_to is not None else 2**62
+        rows = self._query(
+            "SELECT height, block_hash, header, signature FROM ledger_blocks "
+            "WHERE height > ? AND height <= ? ORDER BY height",
+            (after, limit),
+        )
+        for height, block_hash, header, signature in rows:
+            records = self._records(int(height)) if with_records else ()
+            yield StoredBlock(int(height), str(block_hash), str(header), str(signature), records)
+
+    def block(self, height: int) -> StoredBlock | None:
+        rows = self._query(
+            "SELECT height, block_hash, header, signature FROM ledger_blocks WHERE height = ?",
+            (height,),
+        )
+        if not rows:
+            return None
+        h, block_hash, header, signature = rows[0]
+        return StoredBlock(int(h), str(block_hash), str(header), str(signature), self._records(h))
+
+    def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
+        prefix = record_id.lower()
+        rows = self._query(
+            "SELECT height, position, record_id FROM ledger_records "
+            "WHERE record_id >= ? AND record_id < ? ORDER BY height, position",
+            (prefix, prefix + "g"),  # ids are lower-case hex: 'g' sorts after all of them
+        )
+        return [(int(h), int(p), str(i)) for h, p, i in rows]
+
+    def damage(self) -> str | None:
+        rows = self._query("PRAGMA quick_check")
+        lines = [line for (text,) in rows for line in str(text).splitlines()]
+        problems = [line for line in lines if line != "ok" and not line.startswith("***")]
+        return "; ".join(problems[:3]) if problems else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

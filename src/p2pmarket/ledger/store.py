@@ -1,0 +1,193 @@
+"""Where blocks live: the `LedgerStore` protocol, and `open_store(url)` that picks one.
+
+- `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention), or a
+  plain file path: `SqliteStore`, one file, standard library only.
+- `postgresql://user@host:port/database` (or `postgres://`; any libpq URL): `PostgresStore`,
+  psycopg 3. The tables are made in the connection's current schema, so one database can hold
+  several ledgers (`?options=-csearch_path%3Dname`).
+
+Every store keeps three tables: `ledger_blocks` (height, block hash, header text, signature),
+`ledger_records` (height, position, record id, record text) and `ledger_head` (one row: the
+last block's height and hash, signed). A store knows nothing of hashes and signatures: it
+appends what it is given in one transaction, under a lock that orders concurrent appenders,
+and reads back what it holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol, Self
+from urllib.parse import urlsplit, urlunsplit
+
+from p2pmarket.errors import LedgerError
+from p2pmarket.ledger.blocks import Block
+
+__all__ = [
+    "Append",
+    "LedgerStore",
+    "StoredBlock",
+    "StoredHead",
+    "StoredRecord",
+    "Tip",
+    "open_store",
+    "redact_url",
+    "sqlite_path",
+    "store_kind",
+]
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored: its position in the block, its id and its text."""
+
+    position: int
+    record_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """A block as stored, unchecked: `height` is the row's key, which `verify` compares with
+    the height inside the header."""
+
+    height: int
+    block_hash: str
+    header: str
+    signature: str
+    records: tuple[StoredRecord, ...]
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    """The signed pointer to the ledger's last block."""
+
+    height: int
+    block_hash: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class Tip:
+    """What an append builds on, read under the append's lock: the last block's height and
+    hash, and the genesis block's header text (it holds the ledger's key)."""
+
+    height: int
+    block_hash: str
+    genesis_header: str
+
+
+@dataclass(frozen=True)
+class Append:
+    """What one append writes: consecutive blocks after the tip (the genesis block and the
+    first block when the ledger is empty), and the head's signature over the last of them."""
+
+    blocks: tuple[Block, ...]
+    head_signature: str
+
+
+class LedgerStore(Protocol):
+    """A place to append blocks to and read them from."""
+
+    @property
+    def url(self) -> str:
+        """The store's URL, with any password removed."""
+        ...
+
+    def append(self, build: Callable[[Tip | None], Append]) -> None:
+        """In one transaction, under a lock that serialises appenders: read the tip, call
+        `build` with it (None when the ledger is empty), and write what it returns, all or
+        nothing. An error raised by `build` aborts the transaction and is raised again."""
+        ...
+
+    def head(self) -> StoredHead | None:
+        """The head row, or None if there is none."""
+        ...
+
+    def blocks(
+        self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
+    ) -> Iterator[StoredBlock]:
+        """The stored blocks by increasing height, above `after` and up to height `up_to`
+        when given."""
+        ...
+
+    def block(self, height: int) -> StoredBlock | None:
+        """The block stored at `height`, with its records."""
+        ...
+
+    def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
+        """(height, position, record id) of every record whose id starts with `record_id`."""
+        ...
+
+    def damage(self) -> str | None:
+        """What is wrong with the storage itself, as far as the store can tell (SQLite: its
+        own integrity check, which also covers indexes), or None."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """`url` without a password, fit for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:///` URL (or a plain path)."""
+    if "://" not in url:
+        return url
+    match = re.fullmatch(r"sqlite:///(.+)", url)
+    if match is None:
+        raise LedgerError(
+            f"{url!r} is not a SQLite URL: write sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    return match.group(1)
+
+
+def store_kind(url: str) -> Literal["sqlite", "postgresql"]:
+    """Which store a URL names; `LedgerError` for a URL of no known kind."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "sqlite"
+    if scheme == "sqlite":
+        sqlite_path(url)
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    raise LedgerError(
+        f"{redact_url(url)!r}: unknown ledger URL scheme {scheme!r} "
+        "(use sqlite:///FILE or postgresql://...)"
+    )
+
+
+def open_store(url: str, *, create: bool = False) -> LedgerStore:
+    """The store at `url` (see the module's docstring). With `create`, an absent ledger is
+    made (empty: the first append writes its genesis block); without, it must exist."""
+    if store_kind(url) == "sqlite":
+        from p2pmarket.ledger.sqlite_store import SqliteStore
+
+        return SqliteStore(sqlite_path(url), create=create)
+    try:
+        from p2pmarket.ledger.postgres_store import PostgresStore
+    except ImportError as exc:
+        raise LedgerError(
+            f"a PostgreSQL ledger needs psycopg 3: pip install 'psycopg[binary]' ({exc})"
+        ) from exc
+    return PostgresStore(url, create=create)
