@@ -55,10 +55,26 @@ TRADE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Timings:
-    """Wall-clock seconds spent building the model and in the solver (including hand-over)."""
+    """Wall-clock seconds of one clearing.
+
+    `build_seconds`: scenario to linopy model; `solve_seconds`: the whole solve call (hand-over
+    to the solver, the solver, reading the solution back); `solver_seconds`: the solver's own
+    run time as it reports it; `extract_seconds`: solution to result tables.
+    """
 
     build_seconds: float
     solve_seconds: float
+    solver_seconds: float = 0.0
+    extract_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.build_seconds + self.solve_seconds + self.extract_seconds
+
+    @property
+    def outside_solver_seconds(self) -> float:
+        """Everything but the solver's own run time: our overhead."""
+        return self.total_seconds - self.solver_seconds
 
 
 @dataclass(frozen=True)
@@ -107,4 +123,6 @@ class ClearingResult:
             "constraints": self.n_constraints,
             "build_seconds": self.timings.build_seconds,
             "solve_seconds": self.timings.solve_seconds,
+            "solver_seconds": self.timings.solver_seconds,
+            "extract_seconds": self.timings.extract_seconds,
         }
