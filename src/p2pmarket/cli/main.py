@@ -7,19 +7,21 @@ Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
+from p2pmarket.cli.common import (
+    choice,
+    errors_to_exit_codes,
+    output_dir,
+    quiet_solver,
+    scenario_source,
+)
 from p2pmarket.cli.ledger_cmd import append_from_cli, check_ledger_options, ledger_app
 from p2pmarket.cli.render import (
     bills_table,
@@ -30,26 +32,22 @@ from p2pmarket.cli.render import (
     run_tables,
     storage_table,
 )
+from p2pmarket.cli.report_cmd import paper_reports, report, write_run_extras
 from p2pmarket.compare import compare
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import clear
 from p2pmarket.core.kpis import kpis
-from p2pmarket.core.scenario import DESIGNS, OBJECTIVES, Scenario
+from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.settlement import RULES, settle
 from p2pmarket.errors import (
-    InfeasibleMarketError,
-    LedgerError,
-    LedgerIntegrityError,
-    P2PMarketError,
     ScenarioError,
-    SolverError,
 )
 from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
-from p2pmarket.io.scenario_files import dump_scenario, load_scenario
+from p2pmarket.io.scenario_files import dump_scenario
+from p2pmarket.reports.tables import FORMATS
 
 __all__ = ["app", "main"]
 
-EXIT_OK, EXIT_MARKET, EXIT_INPUT = 0, 1, 2
 
 app = typer.Typer(
     name="p2pmarket",
@@ -65,81 +63,9 @@ cases_app = typer.Typer(
 app.add_typer(cases_app, name="cases")
 app.add_typer(ledger_app, name="ledger")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _errors_to_exit_codes(command: F) -> F:
-    """Turn p2pmarket's errors into one line on stderr and the documented exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ScenarioError as exc:
-            _fail(f"invalid input: {exc}", EXIT_INPUT)
-        except LedgerIntegrityError as exc:
-            _fail(f"ledger does not verify: {exc}", EXIT_MARKET)
-        except LedgerError as exc:
-            _fail(f"ledger: {exc}", EXIT_INPUT)
-        except InfeasibleMarketError as exc:
-            _fail(f"infeasible market: {exc}", EXIT_MARKET)
-        except SolverError as exc:
-            _fail(f"solver: {exc}", EXIT_MARKET)
-        except P2PMarketError as exc:
-            _fail(str(exc), EXIT_MARKET)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
-    raise typer.Exit(code)
-
-
-def _scenario(source: str) -> Scenario:
-    """A scenario file, or the name of a built-in case."""
-    if not Path(source).exists() and source in builtin_cases.names():
-        return builtin_cases.load(source)
-    return load_scenario(source)
-
-
-def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
-    if value is not None and value not in allowed:
-        raise ScenarioError(option, f"{value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _output_dir(out: Path | None) -> Path | None:
-    """Refuse an --out that cannot be a directory before any work is done."""
-    if out is not None:
-        for parent in (out, *out.parents):
-            if parent.exists() and not parent.is_dir():
-                raise ScenarioError("--out", f"{str(parent)!r} exists and is not a directory")
-    return out
-
-
-def _quiet_solver() -> None:
-    """Keep the terminal to our own output: the solver's failures reach the user as one
-    line through our errors, not as linopy's multi-line warnings; and HiGHS prints a banner on
-    its first use in a process straight to file descriptor 1, so that first instance is
-    created with the descriptor pointed at /dev/null."""
-    import highspy
-
-    logging.getLogger("linopy").setLevel(logging.ERROR)
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            highspy.Highs()  # type: ignore[no-untyped-call]
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
 
 @app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario file (YAML/JSON) or built-in case.")],
     design: Annotated[
@@ -161,15 +87,25 @@ def run(
         Path | None,
         typer.Option(help="The manager's private key file (see `p2pmarket ledger keygen`)."),
     ] = None,
+    with_report: Annotated[
+        bool, typer.Option("--report", help="With --out, also write report.html.")
+    ] = False,
+    table_format: Annotated[
+        str | None,
+        typer.Option("--format", help="With --out, also write every table as csv or parquet."),
+    ] = None,
 ) -> None:
     """Clear a market, settle it, print its summary; with --out, write the result tables."""
-    s = _scenario(scenario)
-    out = _output_dir(out)
-    design = _choice(design, DESIGNS, "--design")
-    objective = _choice(objective, OBJECTIVES, "--objective")
-    _choice(rule, RULES, "--rule")
+    s = scenario_source(scenario)
+    out = output_dir(out)
+    design = choice(design, DESIGNS, "--design")
+    objective = choice(objective, OBJECTIVES, "--objective")
+    choice(rule, RULES, "--rule")
     check_ledger_options(ledger, key)
-    _quiet_solver()
+    table_format = choice(table_format, FORMATS, "--format")
+    if (with_report or table_format is not None) and out is None:
+        raise ScenarioError("--out", "--report and --format write into --out DIR; give it")
+    quiet_solver()
     result = clear(s, design=design, objective=objective)
     settlement = settle(result, rule)
     indicators = kpis(result, settlement)
@@ -179,6 +115,14 @@ def run(
     console.print(bills_table(settlement))
     if out is not None:
         written = write_run(result, out, settlement, indicators)
+        written += write_run_extras(
+            result,
+            out,
+            report=with_report,
+            table_format=table_format,
+            bills=settlement.bills,
+            kpis=indicators,
+        )
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
     if ledger is not None and key is not None:
         # The block records the settled trades (with their prices) and each peer's bill.
@@ -187,7 +131,7 @@ def run(
 
 
 @app.command(name="compare")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def compare_markets(
     scenarios: Annotated[
         list[str], typer.Argument(help="Scenario files or built-in cases to compare.")
@@ -205,12 +149,12 @@ def compare_markets(
     ] = None,
 ) -> None:
     """Markets side by side: objective, KPIs and each peer's bill, as a table and as CSV."""
-    markets = [_scenario(name) for name in scenarios]
-    designs = [_choice(d, DESIGNS, "--design") for d in _split(design)] or [None]
-    rules = [str(_choice(r, RULES, "--rule")) for r in _split(rule)]
-    objective = _choice(objective, OBJECTIVES, "--objective")
-    out = _output_dir(out)
-    _quiet_solver()
+    markets = [scenario_source(name) for name in scenarios]
+    designs = [choice(d, DESIGNS, "--design") for d in _split(design)] or [None]
+    rules = [str(choice(r, RULES, "--rule")) for r in _split(rule)]
+    objective = choice(objective, OBJECTIVES, "--objective")
+    out = output_dir(out)
+    quiet_solver()
     console = Console()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("clearing", total=len(markets) * len(designs))
@@ -231,12 +175,12 @@ def _split(values: str | None) -> list[str]:
 
 
 @app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario file (YAML/JSON) or built-in case.")],
 ) -> None:
     """Check a scenario file; print what it holds, or one line naming the invalid field."""
-    s = _scenario(scenario)
+    s = scenario_source(scenario)
     storage = sum(p.storage is not None for p in s.peers)
     Console(soft_wrap=True).print(
         f"[green]valid[/green]: {s.name} - {len(s.peers)} peers, {len(s.communities)} "
@@ -258,7 +202,7 @@ def cases_list(ctx: typer.Context) -> None:
 
 
 @cases_app.command("export")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def cases_export(
     name: Annotated[str, typer.Argument(help="Name of a built-in case (see `p2pmarket cases`).")],
     out: Annotated[Path | None, typer.Option(help="File to write (default NAME.yaml).")] = None,
@@ -271,7 +215,7 @@ def cases_export(
 
 
 @app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def paper(
     out: Annotated[
         Path | None, typer.Option(help="Also write paper.csv and designs.csv here.")
@@ -280,8 +224,8 @@ def paper(
     """Reproduce the paper's cases: the paper's figure, ours and the deviation."""
     from p2pmarket.paper import PAPER_CASES, design_comparison, reproduce
 
-    out = _output_dir(out)
-    _quiet_solver()
+    out = output_dir(out)
+    quiet_solver()
     console = Console()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("clearing the paper's cases", total=2 * len(PAPER_CASES))
@@ -300,7 +244,12 @@ def paper(
     console.print(design_table(designs))
     if out is not None:
         written = write_paper_tables(reproduction.checks, designs, out)
+        index = paper_reports(reproduction, out, designs=designs, console=console)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+        console.print(f"wrote {index} and a report.html per case")
+
+
+app.command("report")(errors_to_exit_codes(report))
 
 
 def main() -> None:

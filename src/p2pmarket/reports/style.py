@@ -1,0 +1,127 @@
+"""Shared look of every figure: one style per peer, colours of roles, the canvas.
+
+Each peer keeps one style (`peer_styles`) in every figure, taken from the Okabe-Ito palette
+(safe for colour-blind readers); past seven peers the colours repeat with a hatch (areas,
+bars) and a dash pattern (lines), and the grid is always dark grey. Roles and directions have
+fixed colours: sellers and exports vermillion, buyers and imports blue.
+
+Figures are built with matplotlib's object-oriented API on an Agg canvas (`new_figure`): no
+pyplot, no global state, no display needed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Scenario
+
+__all__ = [
+    "BUY_COLOUR",
+    "GRID_COLOUR",
+    "PALETTE",
+    "SELL_COLOUR",
+    "PeerStyle",
+    "community_groups",
+    "figure_png",
+    "new_figure",
+    "peer_colours",
+    "peer_styles",
+    "period_label",
+    "with_community",
+]
+
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+"""Okabe-Ito's colours without black, ordered so that small markets avoid the pale yellow."""
+GRID_COLOUR = "#4D4D4D"
+SELL_COLOUR = "#D55E00"  # sellers, exports
+BUY_COLOUR = "#0072B2"  # buyers, imports
+_HATCHES = ("", "///", "...", "xxx")
+_DASHES = ("-", "--", ":", "-.")
+
+
+@dataclass(frozen=True)
+class PeerStyle:
+    """How one peer is drawn: its colour, the hatch of its areas and the dashes of its lines."""
+
+    colour: str
+    hatch: str = ""
+    linestyle: str = "-"
+
+
+def peer_styles(peers: Scenario | Sequence[str]) -> dict[str, PeerStyle]:
+    """Peer id -> style, in the order given; the grid (a peer of role `grid`) is dark grey.
+
+    Styles depend only on a peer's position among the non-grid peers, so every figure of one
+    scenario — and of the same scenario under another design — draws a peer alike.
+    """
+    if isinstance(peers, Scenario):
+        ids = [p.id for p in peers.peers]
+        grid = {p.id for p in peers.peers if p.role == "grid"}
+    else:
+        ids, grid = list(peers), set()
+    styles: dict[str, PeerStyle] = {}
+    i = 0
+    for peer in ids:
+        if peer in grid:
+            styles[peer] = PeerStyle(GRID_COLOUR)
+            continue
+        cycle = (i // len(PALETTE)) % len(_HATCHES)
+        styles[peer] = PeerStyle(PALETTE[i % len(PALETTE)], _HATCHES[cycle], _DASHES[cycle])
+        i += 1
+    return styles
+
+
+def peer_colours(peers: Scenario | Sequence[str]) -> dict[str, str]:
+    """Peer id -> colour (hex), as used by every figure; see `peer_styles`."""
+    return {peer: style.colour for peer, style in peer_styles(peers).items()}
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes, rendered by Agg, without a timestamp or software tag."""
+    buffer = io.BytesIO()
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure (inches) with constrained layout on its own Agg canvas."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def period_label(result: ClearingResult, period: int) -> str:
+    """`period 6 (6-7 h)`: a period and the hours it covers."""
+    dt = result.scenario.period_hours
+    return f"period {period} ({period * dt:g}-{(period + 1) * dt:g} h)"
+
+
+def with_community(peer: str, owner: Mapping[str, str | None]) -> str:
+    """`P6 (C2)`, or the bare id of a peer with no community."""
+    community = owner.get(peer)
+    return peer if community is None else f"{peer} ({community})"
+
+
+def community_groups(scenario: Scenario) -> list[tuple[str | None, list[str]]]:
+    """Communities with their members in scenario order; a peer listed nowhere stands alone."""
+    owner = scenario.community_of()
+    groups: dict[str, list[str]] = {}
+    out: list[tuple[str | None, list[str]]] = []
+    for peer in scenario.peer_ids:
+        community = owner[peer]
+        if community is None:
+            out.append((None, [peer]))
+        elif community not in groups:
+            groups[community] = [peer]
+            out.append((community, groups[community]))
+        else:
+            groups[community].append(peer)
+    return out

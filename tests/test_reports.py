@@ -1,0 +1,604 @@
+"""Reports (SPEC C7): figures inspected through their matplotlib objects, two image baselines,
+the HTML report parsed, tables round-tripped through CSV and Parquet, the `report` command.
+
+Set P2PMARKET_UPDATE_BASELINES=1 to rewrite the baseline images after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from matplotlib.collections import PolyCollection, QuadMesh
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.testing.compare import compare_images
+from matplotlib.transforms import Bbox
+from typer.testing import CliRunner
+
+import p2pmarket
+from p2pmarket.cli.common import errors_to_exit_codes
+from p2pmarket.cli.report_cmd import rebuild_result, report
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.errors import P2PMarketError, ScenarioError
+from p2pmarket.io.results import write_run
+from p2pmarket.paper import PaperCheck, Reproduction
+from p2pmarket.reports import (
+    PALETTE,
+    bills_figure,
+    busiest_period,
+    design_comparison_figure,
+    figure_png,
+    format_value,
+    generation_load_figure,
+    imports_exports_figure,
+    peer_colours,
+    peer_styles,
+    price_figure,
+    read_tables,
+    result_tables,
+    standard_figures,
+    state_of_charge_figure,
+    trade_network_figure,
+    write_paper_reports,
+    write_report,
+    write_tables,
+)
+from p2pmarket.reports.style import BUY_COLOUR, GRID_COLOUR, SELL_COLOUR
+
+BASELINES = Path(__file__).parent / "baseline_images"
+BASELINE_DPI = 40
+
+
+# --- fixtures: results are frozen and only read, so one clearing serves a module ----------
+
+
+def _clear(name: str, design: str = "p2p") -> ClearingResult:
+    return p2pmarket.clear(p2pmarket.cases.load(name), design=design, objective="paper")
+
+
+@pytest.fixture(scope="module")
+def five() -> ClearingResult:
+    return _clear("five-peer-case-2")
+
+
+@pytest.fixture(scope="module")
+def five_community() -> ClearingResult:
+    return _clear("five-peer-case-2", "community")
+
+
+@pytest.fixture(scope="module")
+def day() -> ClearingResult:
+    return _clear("seventeen-peer-case-3")
+
+
+@pytest.fixture(scope="module")
+def day_designs(day: ClearingResult) -> list[ClearingResult]:
+    return [
+        day,
+        _clear("seventeen-peer-case-3", "community"),
+        _clear("seventeen-peer-case-3", "hybrid"),
+    ]
+
+
+def _bills(result: ClearingResult) -> pd.DataFrame:
+    """A bills table as settlement will give it, with made-up but consistent numbers."""
+    peers = list(result.scenario.peer_ids)
+    baseline = np.linspace(20.0, 60.0, len(peers))
+    market = baseline - np.linspace(-2.0, 9.0, len(peers))
+    return pd.DataFrame(
+        {
+            "peer": peers,
+            "cost_baseline": baseline,
+            "cost_market": market,
+            "savings": baseline - market,
+        }
+    )
+
+
+def _by_gid(fig: Figure, prefix: str) -> dict[str, Any]:
+    """Artists whose gid starts with `prefix`, by the rest of their gid."""
+    found = {}
+    for artist in fig.findobj():
+        gid = artist.get_gid()
+        if gid is not None and gid.startswith(prefix):
+            found[gid.removeprefix(prefix)] = artist
+    return found
+
+
+def _window(artist: Any, fig: Figure) -> Bbox:
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    return artist.get_window_extent(renderer)  # type: ignore[no-any-return]
+
+
+def _legend_clear_of_axes(fig: Figure) -> None:
+    """Every figure legend lies outside every axes that holds data."""
+    fig.canvas.draw()
+    assert fig.legends, "the figure has no legend"
+    for legend in fig.legends:
+        box = _window(legend, fig)
+        for ax in fig.axes:
+            if ax.get_visible() and ax.axison and ax.get_label() != "<colorbar>":
+                assert not box.overlaps(ax.get_window_extent()), (legend, ax.get_title())
+
+
+# --- styles ----------------------------------------------------------------------------------
+
+
+def test_peer_styles_are_distinct_stable_and_colour_blind_safe(day: ClearingResult) -> None:
+    styles = peer_styles(day.scenario)
+    assert list(styles) == list(day.scenario.peer_ids)
+    assert styles["grid"].colour == GRID_COLOUR
+    others = [s for p, s in styles.items() if p != "grid"]
+    assert len({(s.colour, s.hatch) for s in others}) == len(others) == 16
+    assert {s.colour for s in others} <= set(PALETTE)
+    # The same peer looks the same in another design of the scenario, and without the grid
+    # role known (plain ids) the order alone decides.
+    community = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
+    community["design"] = "community"
+    assert peer_styles(p2pmarket.Scenario.from_dict(community)) == styles
+    assert peer_colours(["a", "b"]) == {"a": PALETTE[0], "b": PALETTE[1]}
+
+
+# --- trade network ---------------------------------------------------------------------------
+
+
+def test_trade_network_has_one_arrow_per_trade_sized_by_energy(five: ClearingResult) -> None:
+    fig = trade_network_figure(five)
+    arrows = _by_gid(fig, "trade:")
+    trades = five.trades
+    assert set(arrows) == {
+        f"{s}->{b}" for s, b in zip(trades["seller"], trades["buyer"], strict=True)
+    }
+    assert all(isinstance(a, FancyArrowPatch) for a in arrows.values())
+    widths = {
+        f"{s}->{b}": e
+        for s, b, e in zip(trades["seller"], trades["buyer"], trades["energy_kwh"], strict=True)
+    }
+    by_energy = sorted(arrows, key=lambda k: widths[k])
+    linewidths = [arrows[k].get_linewidth() for k in by_energy]
+    assert linewidths == sorted(linewidths) and linewidths[0] < linewidths[-1]
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"80", "100", "60"} <= texts  # energy labels (kWh)
+    assert {"P2", "P3", "P4", "P5", "grid", "C1", "C2", "C3"} <= texts
+
+
+def test_trade_network_colours_peers_by_role_and_groups_communities(five: ClearingResult) -> None:
+    fig = trade_network_figure(five)
+    nodes = _by_gid(fig, "node:")
+    assert set(nodes) == set(five.scenario.peer_ids)
+    face = {k: to_hex(n.get_facecolor()).upper() for k, n in nodes.items()}
+    assert face["P3"] == face["P5"] == SELL_COLOUR
+    assert face["P2"] == face["P4"] == BUY_COLOUR
+    assert set(_by_gid(fig, "community:")) == {"C1", "C2", "C3"}
+    # Members of a community sit inside its disc.
+    disc = _by_gid(fig, "community:")["C3"]
+    for peer in ("P2", "P4", "P5"):
+        assert disc.contains_point(fig.axes[0].transData.transform(nodes[peer].center))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:4] == ["seller", "buyer", "neither", "main grid"]
+    assert fig.get_suptitle().startswith("Trades: 3 trades, 240.0 kWh")
+
+
+def test_trade_network_draws_managers_in_the_community_design(
+    five_community: ClearingResult,
+) -> None:
+    fig = trade_network_figure(five_community)
+    assert "manager:C3" in _by_gid(fig, "node:")
+    assert len(_by_gid(fig, "trade:")) == len(five_community.trades) == 4
+    assert "community manager (M)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_trade_network_of_a_period_of_the_day(day: ClearingResult) -> None:
+    busiest = busiest_period(day)
+    energy = day.trades.groupby("period")["energy_kwh"].sum()
+    assert energy[busiest] == energy.max()
+    for period in (0, busiest):
+        fig = trade_network_figure(day, period)
+        assert len(_by_gid(fig, "trade:")) == int((day.trades["period"] == period).sum())
+        assert f"period {period} ({period}-{period + 1} h)" in fig.get_suptitle()
+    with pytest.raises(P2PMarketError, match="period 24"):
+        trade_network_figure(day, 24)
+
+
+# --- series over the horizon -----------------------------------------------------------------
+
+
+def test_generation_is_stacked_by_peer_and_meets_the_load(day: ClearingResult) -> None:
+    fig = generation_load_figure(day)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time (h)" and ax.get_ylabel() == "power (kW)"
+    assert "Generation by peer and total load" in fig.get_suptitle()
+    layers = _by_gid(fig, "generation:")
+    gen = day.dispatch.groupby("peer")["generation_kw"].max()
+    assert set(layers) == {*gen[gen > 1e-6].index, "storage discharge"}
+    assert all(isinstance(layer, PolyCollection) for layer in layers.values())
+    d = day.dispatch.groupby("period")[
+        ["load_kw", "flexible_load_kw", "charge_kw", "absorbed_kw"]
+    ].sum()
+    load, full = _by_gid(fig, "load")[""], _by_gid(fig, "load+charging")[""]
+    np.testing.assert_allclose(load.get_ydata()[:-1], d["load_kw"] + d["flexible_load_kw"])
+    # The top of the stack (generation + discharge) is the dashed line: the balance holds.
+    supply = day.dispatch.groupby("period")[["generation_kw", "discharge_kw"]].sum().sum(axis=1)
+    np.testing.assert_allclose(full.get_ydata()[:-1], supply, atol=1e-6)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:2] == ["load + charging", "load (incl. flexible)"]
+    _legend_clear_of_axes(fig)
+
+
+def test_one_period_generation_is_two_stacked_bars(five: ClearingResult) -> None:
+    fig = generation_load_figure(five)
+    generation, load = _by_gid(fig, "generation:"), _by_gid(fig, "load:")
+    assert set(generation) == {"P3", "P5"} and set(load) == {"P2", "P3", "P4", "P5"}
+    height = {k: b.get_height() for k, b in generation.items()}
+    assert height == pytest.approx({"P3": 110.0, "P5": 200.0})
+    assert sum(b.get_height() for b in load.values()) == pytest.approx(310.0)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["generation", "load"]
+    _legend_clear_of_axes(fig)
+
+
+def test_imports_and_exports_get_one_panel_per_peer(day: ClearingResult) -> None:
+    fig = imports_exports_figure(day)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels][:3] == ["grid (C1)", "P2 (C2)", "P3 (C2)"]
+    assert len(panels) == len(day.scenario.peers) == 17
+    exports = _by_gid(fig, "export:")
+    p6 = day.dispatch[day.dispatch["peer"] == "P6"].sort_values("period")["export_kw"].to_numpy()
+    heights = [r.get_height() for r in fig.findobj(Rectangle) if r.get_gid() == "export:P6"]
+    assert "P6" in exports and heights == pytest.approx(list(p6))
+    imports = [r.get_height() for r in fig.findobj(Rectangle) if r.get_gid() == "import:P2"]
+    assert max(imports) <= 0 < -min(imports)  # imports point down
+    assert "power (kW)" in fig.get_supylabel()
+    _legend_clear_of_axes(fig)
+
+
+def test_one_period_imports_and_exports_are_bars_per_peer(five: ClearingResult) -> None:
+    fig = imports_exports_figure(five)
+    ax = fig.axes[0]
+    up = [r.get_height() for r in ax.patches if r.get_gid() == "export"]
+    down = [r.get_height() for r in ax.patches if r.get_gid() == "import"]
+    assert up == pytest.approx([0, 0, 60, 0, 180]) and down == pytest.approx([0, -140, 0, -100, 0])
+    assert [t.get_text() for t in ax.get_xticklabels()][1] == "P2 (C3)"
+
+
+def test_state_of_charge_of_each_unit(day: ClearingResult) -> None:
+    fig = state_of_charge_figure(day)
+    top, bottom = fig.axes[:2]
+    lines = _by_gid(fig, "soc:")
+    assert set(lines) == {"P3", "P6"}
+    soc = day.dispatch[day.dispatch["peer"] == "P6"].sort_values("period")["soc_kwh"].to_numpy()
+    np.testing.assert_allclose(lines["P6"].get_ydata(), [0.0, *soc])
+    capacity = _by_gid(fig, "capacity:")
+    assert capacity["P6"].get_ydata()[0] == 60.0
+    assert top.get_ylabel() == "state of charge (kWh)" and bottom.get_xlabel() == "time (h)"
+    colours = peer_colours(day.scenario)
+    assert to_hex(lines["P3"].get_color()).upper() == colours["P3"]
+    _legend_clear_of_axes(fig)
+
+
+def test_state_of_charge_without_storage_says_so(five: ClearingResult) -> None:
+    fig = state_of_charge_figure(five)
+    assert "no storage in this scenario" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_prices_are_a_map_of_nodes_by_period(day_designs: list[ClearingResult]) -> None:
+    community = day_designs[1]
+    fig = price_figure(community)
+    mesh = next(a for a in fig.findobj(QuadMesh) if a.get_gid() == "prices")
+    nodes = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(nodes) == community.prices["node"].nunique() == 21
+    assert nodes[:3] == ["grid (C1)", "P2 (C2)", "P3 (C2)"] and "manager C2" in nodes
+    values = np.asarray(mesh.get_array()).reshape(21, 24)
+    expected = community.prices.pivot(index="node", columns="period", values="price_per_kwh")
+    np.testing.assert_allclose(values[1], expected.loc["P2"].to_numpy())
+    assert fig.axes[1].get_ylabel() == "price (USD/kWh)"  # the colour bar
+
+
+def test_one_period_prices_are_bars(five_community: ClearingResult) -> None:
+    fig = price_figure(five_community)
+    bars = [p for p in fig.axes[0].patches if p.get_gid() == "prices"]
+    assert len(bars) == len(five_community.prices) == 6
+    assert fig.axes[0].get_xlabel() == "price (USD/kWh)"
+
+
+def test_bills_figure_shows_costs_and_savings_per_peer(day: ClearingResult) -> None:
+    bills = _bills(day)
+    colours = peer_colours(day.scenario)
+    fig = bills_figure(bills, currency="EUR", styles=peer_styles(day.scenario))
+    left, right = fig.axes
+    baseline = [p for p in left.patches if p.get_gid() == "cost_baseline"]
+    savings = [p for p in right.patches if p.get_gid() == "savings"]
+    assert len(baseline) == len(savings) == 17
+    assert [p.get_width() for p in savings] == pytest.approx(list(bills["savings"]))
+    assert to_hex(savings[2].get_facecolor()).upper() == colours["P3"]
+    assert savings[9].get_hatch() == peer_styles(day.scenario)["P10"].hatch == "///"
+    assert "EUR" in left.get_xlabel() and "EUR" in right.get_xlabel()
+    assert [t.get_text() for t in left.get_yticklabels()] == list(bills["peer"])
+    with pytest.raises(P2PMarketError, match="savings"):
+        bills_figure(bills.drop(columns="savings"))
+
+
+def test_design_comparison_puts_results_side_by_side(day_designs: list[ClearingResult]) -> None:
+    fig = design_comparison_figure(day_designs)
+    objective, generation, routes = fig.axes
+    heights = [p.get_height() for p in objective.patches if p.get_gid() == "objective"]
+    assert heights == pytest.approx([r.objective for r in day_designs])
+    assert [t.get_text() for t in objective.get_xticklabels()] == ["p2p", "community", "hybrid"]
+    assert set(_by_gid(fig, "route:")) == {
+        "p2p",
+        "member-manager",
+        "manager-member",
+        "manager-manager",
+    }
+    p2p_route = [p.get_height() for p in routes.patches if p.get_gid() == "route:p2p"]
+    assert p2p_route[0] == pytest.approx(day_designs[0].trades["energy_kwh"].sum())
+    assert "kWh" in generation.get_ylabel()
+    with pytest.raises(P2PMarketError):
+        design_comparison_figure([])
+
+
+def test_figures_leave_global_state_alone(five: ClearingResult) -> None:
+    before = dict(matplotlib.rcParams)
+    standard_figures(five, bills=_bills(five), comparison=[five])
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import p2pmarket.reports as reports
+
+    assert sorted(reports.__all__) == sorted(reports._MODULE_OF)
+    assert all(getattr(reports, name) is not None for name in reports.__all__)
+    with pytest.raises(AttributeError):
+        _ = reports.no_such_figure
+
+
+def test_reports_use_no_pyplot_and_the_core_imports_no_report() -> None:
+    code = (
+        "import sys, p2pmarket\n"
+        "import p2pmarket.core.clearing, p2pmarket.core.analysis\n"
+        "assert not [m for m in sys.modules if m.startswith(('p2pmarket.reports', 'matplotlib'))]\n"
+        "import p2pmarket.cli.report_cmd, p2pmarket.reports.tables\n"
+        "assert 'matplotlib' not in sys.modules  # the command line starts without it\n"
+        "from p2pmarket.reports import standard_figures, figure_png\n"
+        "r = p2pmarket.clear(p2pmarket.cases.load('five-peer-case-2'))\n"
+        "for f in standard_figures(r).values(): figure_png(f)\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+# --- image baselines -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "draw"),
+    [
+        ("five-peer-case-2-community-network", lambda r: trade_network_figure(r)),
+        ("five-peer-case-2-community-generation", lambda r: generation_load_figure(r)),
+    ],
+)
+def test_figures_match_their_baseline_images(
+    name: str, draw: Any, five_community: ClearingResult, tmp_path: Path
+) -> None:
+    png = figure_png(draw(five_community), dpi=BASELINE_DPI)
+    expected = BASELINES / f"{name}.png"
+    if os.environ.get("P2PMARKET_UPDATE_BASELINES") == "1":
+        expected.parent.mkdir(exist_ok=True)
+        expected.write_bytes(png)
+    actual = tmp_path / f"{name}.png"
+    actual.write_bytes(png)
+    assert compare_images(str(expected), str(actual), tol=3.0) is None
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+def _self_contained(page: _Page) -> None:
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "iframe"), tag
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            assert not value.startswith(("http:", "https:", "//")), value
+
+
+def test_report_embeds_every_figure_and_shows_the_kpis(
+    day: ClearingResult, day_designs: list[ClearingResult], tmp_path: Path
+) -> None:
+    kpis = {
+        "social_welfare": -1234.56789,
+        "savings_jain_index": 0.9312,
+        "note": "<b>P3 & P6</b>",
+        "communities": {"C2": {"self_sufficiency": 0.75}},
+    }
+    path = write_report(day, tmp_path, bills=_bills(day), kpis=kpis, comparison=day_designs)
+    assert path == tmp_path / "report.html"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
+    page = _parse(path)
+    _self_contained(page)
+    images = [a["src"] for t, a in page.tags if t == "img"]
+    expected = standard_figures(day, bills=_bills(day), comparison=day_designs)
+    assert len(images) == len(expected) == 7
+    for src in images:
+        assert src is not None and src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    figure_ids = [a["id"] for t, a in page.tags if t == "figure"]
+    assert figure_ids == [f"figure-{name}" for name in expected]
+    text = "".join(page.text)
+    assert format_value(day.objective) in text and "1,321.78" in text
+    assert "-1,234.57" in text and "0.9312" in text and "C2 / self_sufficiency" in text
+    assert "<b>P3 & P6</b>" in text  # escaped in the page, so text again once parsed
+    assert "&lt;b&gt;P3 &amp; P6&lt;/b&gt;" in path.read_text(encoding="utf-8")
+    rows = [t for t, _ in page.tags if t == "tr"]
+    assert len(rows) > len(day.trades)  # every trade is a row
+
+
+def test_format_value() -> None:
+    assert format_value(1321.7834358) == "1,321.78"
+    assert format_value(-0.0) == format_value(1.1e-16) == "0"
+    assert format_value(np.int64(305)) == "305"
+    assert format_value(float("nan")) == format_value(None) == ""
+    assert format_value(True) == "yes"
+
+
+def test_paper_reports_write_an_index_linking_every_case(
+    five: ClearingResult, five_community: ClearingResult, tmp_path: Path
+) -> None:
+    checks = [
+        PaperCheck("five-peer-case-2", "objective, paper accounting [$]", 28.456, five.objective),
+        PaperCheck(
+            "five-peer-case-2/3", "made-up <check>", None, 1.0, paper_says="x", agrees=False
+        ),
+    ]
+    reproduction = Reproduction(
+        checks, {"five-peer-case-2": five, "five-peer-case-3": five_community}
+    )
+    seen: list[str] = []
+    index = write_paper_reports(reproduction, tmp_path, on_case=seen.append)
+    assert index == tmp_path / "index.html" and seen == list(reproduction.results)
+    page = _parse(index)
+    _self_contained(page)
+    links = [a["href"] for t, a in page.tags if t == "a"]
+    assert links == ["five-peer-case-2/report.html", "five-peer-case-3/report.html"]
+    pages = {}
+    for link in links:
+        assert link is not None
+        case = _parse(tmp_path / link)
+        assert len([t for t, _ in case.tags if t == "img"]) == 4  # no storage, no bills
+        assert ("a", {"href": "../index.html"}) in case.tags
+        pages[link.split("/")[0]] = "".join(case.text)
+    # Each case's report shows the checks that concern it ("case-2/3" concerns both).
+    assert "objective, paper accounting [$]" in pages["five-peer-case-2"]
+    assert "objective, paper accounting [$]" not in pages["five-peer-case-3"]
+    assert all("made-up <check>" in text for text in pages.values())
+    text = "".join(page.text)
+    assert "made-up <check>" in text and "28.456" in text
+    assert "1 of 2" in text and "0 of 1" in text  # checks that agree, per case
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_tables_round_trip(fmt: str, day: ClearingResult, tmp_path: Path) -> None:
+    tables = result_tables(day, bills=_bills(day))
+    assert list(tables) == [
+        "dispatch",
+        "trades",
+        "prices",
+        "peer_totals",
+        "storage",
+        "role_changes",
+        "bills",
+    ]
+    written = write_tables(tables, tmp_path, format=fmt)
+    assert {p.name for p in written} == {*(f"{n}.{fmt}" for n in tables), "tables.json"}
+    back = read_tables(tmp_path, format=fmt)
+    assert list(back) == list(tables)
+    for name, table in tables.items():
+        pd.testing.assert_frame_equal(back[name], table, check_exact=True)
+
+
+def test_tables_keep_missing_values_and_odd_names(tmp_path: Path) -> None:
+    result = _clear("five-peer-case-1")  # no communities: `community` is missing everywhere
+    bills = pd.DataFrame(
+        {
+            "peer": ["NA", "None"],
+            "cost_baseline": [1.5, np.nan],
+            "cost_market": [1.0, 2.0],
+            "savings": [0.5, np.nan],
+        }
+    )
+    tables = result_tables(result, bills=bills)
+    assert tables["storage"].empty and tables["dispatch"]["community"].isna().all()
+    write_tables(tables, tmp_path, format="csv")
+    write_tables(tables, tmp_path, format="parquet")
+    manifest = json.loads((tmp_path / "tables.json").read_text())["tables"]
+    assert manifest["bills"]["files"] == {"csv": "bills.csv", "parquet": "bills.parquet"}
+    for fmt in ("csv", "parquet"):
+        back = read_tables(tmp_path, format=fmt)
+        assert list(back["bills"]["peer"]) == ["NA", "None"]
+        for name, table in tables.items():
+            pd.testing.assert_frame_equal(back[name], table, check_exact=True)
+
+
+def test_parquet_without_pyarrow_says_how_to_get_it(
+    five: ClearingResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(P2PMarketError, match=r"pip install 'p2pmarket\[parquet\]'"):
+        write_tables(result_tables(five), tmp_path, format="parquet")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ScenarioError, match="'xlsx' is not one of csv, parquet"):
+        write_tables(result_tables(five), tmp_path, format="xlsx")
+
+
+# --- the `report` command ----------------------------------------------------------------------
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(errors_to_exit_codes(report))
+    return app
+
+
+def test_report_command_rebuilds_a_run_directory(
+    five_community: ClearingResult, tmp_path: Path
+) -> None:
+    write_run(five_community, tmp_path)
+    (tmp_path / "kpis.json").write_text(json.dumps({"social_welfare": -42.125}))
+    _bills(five_community).to_csv(tmp_path / "bills.csv", index=False)
+    done = CliRunner().invoke(_cli(), [str(tmp_path), "--format", "parquet"])
+    assert done.exit_code == 0, done.output
+    assert "report.html" in done.output
+    rebuilt = rebuild_result(tmp_path)
+    assert rebuilt.design == "community" and rebuilt.objective == pytest.approx(
+        five_community.objective
+    )
+    page = _parse(tmp_path / "report.html")
+    assert len([t for t, _ in page.tags if t == "img"]) == 5  # with the bills
+    assert "-42.125" in "".join(page.text)
+    assert (tmp_path / "dispatch.parquet").is_file() and (tmp_path / "bills.parquet").is_file()
+
+
+def test_report_command_refuses_a_directory_that_is_no_run(tmp_path: Path) -> None:
+    done = CliRunner().invoke(_cli(), [str(tmp_path)])
+    assert done.exit_code == 2
+    assert "no scenario.yaml" in done.output and len(done.output.strip().splitlines()) == 1
+    (tmp_path / "scenario.yaml").write_text("peers: []\n")
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"design": "auction", "objective_kind": "paper"})
+    )
+    with pytest.raises(ScenarioError, match=r"summary\.json\.design"):
+        rebuild_result(tmp_path)
