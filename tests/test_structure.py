@@ -14,8 +14,22 @@ CORE = [
     "p2pmarket.core.clearing",
     "p2pmarket.core.results",
     "p2pmarket.core.analysis",
+    "p2pmarket.core.flows",
+    "p2pmarket.core.settlement",
+    "p2pmarket.core.kpis",
+    "p2pmarket.core.hubs",
+    "p2pmarket.core.periods",
+    "p2pmarket.core.options",
 ]
-EDGES = ("p2pmarket.io", "p2pmarket.cli", "p2pmarket.cases", "p2pmarket.paper")
+EDGES = (
+    "p2pmarket.io",
+    "p2pmarket.cli",
+    "p2pmarket.cases",
+    "p2pmarket.paper",
+    "p2pmarket.compare",
+    "p2pmarket.ledger",
+    "p2pmarket.reports",
+)
 
 
 def test_core_imports_no_edge() -> None:

@@ -76,6 +76,11 @@ class Network:
     """`p2p`, `member-manager`, `manager-member` or `manager-manager` per link."""
 
     @property
+    def hubs(self) -> bool:
+        """Whether the pass-through nodes are the fee hubs of the reduced p2p model."""
+        return bool(self.n_links) and bool((self.route == "peer-hub").any())
+
+    @property
     def managers(self) -> pd.Index:
         return self.nodes[self.n_peers :]
 

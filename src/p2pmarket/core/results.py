@@ -66,6 +66,8 @@ class Timings:
     solve_seconds: float
     solver_seconds: float = 0.0
     extract_seconds: float = 0.0
+    wall_seconds: float | None = None
+    """Elapsed time when periods were solved separately (the parts may overlap in time)."""
 
     @property
     def total_seconds(self) -> float:
@@ -99,6 +101,10 @@ class ClearingResult:
     n_variables: int
     n_constraints: int
     timings: Timings
+    model: str = "explicit"
+    """`explicit` (a variable per allowed link) or `hubs` (the exact reduced p2p model)."""
+    periods_solved: str = "together"
+    """`together` (one LP for the horizon) or `one by one` (no storage couples them)."""
 
     def summary(self) -> dict[str, object]:
         """The headline figures as plain values (what `summary.json` holds)."""
@@ -121,6 +127,8 @@ class ClearingResult:
             "load_kwh": float((d["load_kw"] + d["flexible_load_kw"]).sum() * hours),
             "variables": self.n_variables,
             "constraints": self.n_constraints,
+            "model": self.model,
+            "periods_solved": self.periods_solved,
             "build_seconds": self.timings.build_seconds,
             "solve_seconds": self.timings.solve_seconds,
             "solver_seconds": self.timings.solver_seconds,

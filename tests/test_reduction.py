@@ -1,0 +1,175 @@
+"""The exact reductions of issue 7: fee hubs for full p2p markets, and periods solved one by one.
+
+Both are checked against the explicit one-LP model (itself checked against the independent
+scipy formulation elsewhere): same objective to 1e-9 relative, same net position of every peer
+where the optimum is unique.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import p2pmarket
+from p2pmarket.core.hubs import build_hub_network
+from p2pmarket.core.network import peer_data
+from p2pmarket.core.options import SolverOptions
+from p2pmarket.core.periods import period_slice
+from strategies import scenario_dicts
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def full_p2p(data: dict[str, Any]) -> p2pmarket.Scenario:
+    return p2pmarket.Scenario.from_dict({**data, "design": "p2p", "links": None})
+
+
+def net_positions(result: p2pmarket.ClearingResult) -> np.ndarray:
+    d = result.dispatch.sort_values(["period", "peer"])
+    return (
+        d.generation_kw + d.discharge_kw - d.charge_kw - d.load_kw - d.flexible_load_kw
+    ).to_numpy()
+
+
+def unique_offers(scenario: p2pmarket.Scenario) -> bool:
+    """Distinct offers and no storage or flexible demand: the generation of each peer, hence
+    its net position, is then the same in every optimum."""
+    offers = [p.generation.offer_per_kwh for p in scenario.peers if p.generation is not None]
+    flat = [o for offer in offers for o in (offer if isinstance(offer, tuple) else (offer,))]
+    simple = all(p.storage is None and not p.flexible_load for p in scenario.peers)
+    return (
+        simple
+        and len(set(flat)) == len(flat)
+        and all(
+            p.generation is None or not isinstance(p.generation.offer_per_kwh, tuple)
+            for p in scenario.peers
+        )
+    )
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(["system-cost", "paper"]))
+def test_hub_model_has_the_explicit_optimum(data: dict[str, Any], objective: str) -> None:
+    scenario = full_p2p(data)
+    explicit = p2pmarket.clear(scenario, objective=objective, reduce=False)
+    hubs = p2pmarket.clear(scenario, objective=objective, reduce=True)
+    assert explicit.model == "explicit" and hubs.model == "hubs"
+    assert hubs.objective == pytest.approx(explicit.objective, rel=1e-9, abs=1e-9)
+    # The decomposed trades are bilateral p2p trades with the explicit fee of their pair.
+    assert (hubs.trades.route == "p2p").all()
+    assert not hubs.trades.seller.str.startswith("hub:").any()
+    assert not hubs.trades.buyer.str.startswith("hub:").any()
+    assert (hubs.trades.seller != hubs.trades.buyer).all()
+    d = hubs.dispatch
+    balance = d.generation_kw + d.discharge_kw - d.charge_kw + d.import_kw - d.export_kw
+    np.testing.assert_allclose(balance, d.load_kw + d.flexible_load_kw + d.absorbed_kw, atol=1e-6)
+    if unique_offers(scenario):
+        np.testing.assert_allclose(net_positions(hubs), net_positions(explicit), atol=1e-6)
+
+
+@SETTINGS
+@given(scenario_dicts(storage=False, flexible=False), st.sampled_from(["system-cost", "paper"]))
+def test_hub_trades_pay_the_explicit_fee_of_their_pair(
+    data: dict[str, Any], objective: str
+) -> None:
+    scenario = full_p2p(data)
+    hubs = p2pmarket.clear(scenario, objective=objective, reduce=True)
+    explicit = p2pmarket.clear(scenario, objective=objective, reduce=False)
+    fee = {(t.period, t.seller, t.buyer): t.fee_per_kwh for t in explicit.trades.itertuples()}
+    # Fees of the explicit links, for every pair (the explicit model lists used links only):
+    from p2pmarket.core.network import build_network
+
+    net = build_network(scenario, peer_data(scenario), "p2p")
+    names = np.asarray(net.nodes)
+    table = {
+        (t, names[s], names[b]): net.fee_per_kwh[k, t]
+        for k, (s, b) in enumerate(zip(net.seller, net.buyer, strict=True))
+        for t in range(scenario.periods)
+    }
+    fee.update(table)
+    for t in hubs.trades.itertuples():
+        assert t.fee_per_kwh == pytest.approx(fee[(t.period, t.seller, t.buyer)], abs=1e-9)
+
+
+def test_hub_network_grows_with_peers_not_their_square() -> None:
+    peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
+    peers += [
+        {"id": f"P{i}", "role": "prosumer", "load_kw": 5,
+         "generation": {"max_kw": 8, "offer_per_kwh": 0.05 + i * 1e-5}}
+        for i in range(400)
+    ]  # fmt: skip
+    communities = [
+        {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 400, 8)]} for c in range(8)
+    ]
+    scenario = p2pmarket.Scenario.from_dict({"peers": peers, "communities": communities})
+    net = build_hub_network(scenario, peer_data(scenario))
+    assert net.n_links < 5 * len(peers)  # explicit: 401 x 400 = 160,400 links
+    result = p2pmarket.clear(scenario, objective="system-cost")
+    assert result.model == "hubs"  # chosen by size
+
+
+def test_negative_offers_keep_the_explicit_model_under_the_paper_objective() -> None:
+    data = p2pmarket.cases.load("five-peer-case-2").to_dict()
+    data["peers"][2]["generation"]["offer_per_kwh"] = -0.01
+    scenario = p2pmarket.Scenario.from_dict(data)
+    with pytest.raises(p2pmarket.ScenarioError, match="reduce"):
+        p2pmarket.clear(scenario, objective="paper", reduce=True)
+    assert p2pmarket.clear(scenario, objective="system-cost", reduce=True).model == "hubs"
+
+
+@SETTINGS
+@given(scenario_dicts(storage=False), st.sampled_from(["p2p", "community", "hybrid"]))
+def test_periods_solved_one_by_one_match_one_lp(data: dict[str, Any], design: str) -> None:
+    scenario = p2pmarket.Scenario.from_dict(data)
+    assume(scenario.periods > 1)
+    whole = p2pmarket.clear(scenario, design=design, options=SolverOptions(split_periods=False))
+    split = p2pmarket.clear(
+        scenario, design=design, options=SolverOptions(split_periods=True, workers=1)
+    )
+    assert split.periods_solved == "one by one"
+    assert split.objective == pytest.approx(whole.objective, rel=1e-9, abs=1e-9)
+    assert len(split.dispatch) == len(whole.dispatch)
+    assert sorted(split.dispatch.period.unique()) == list(range(scenario.periods))
+
+
+def test_period_slice_picks_each_series_at_its_period() -> None:
+    scenario = p2pmarket.cases.load("seventeen-peer-case-3")
+    data = scenario.to_dict()
+    for peer in data["peers"]:
+        peer.pop("storage", None)
+    plain = p2pmarket.Scenario.from_dict(data)
+    one = period_slice(plain, 11)
+    assert one.periods == 1
+    p5 = next(p for p in one.peers if p.id == "P5")
+    assert p5.generation is not None and p5.generation.max_kw == 120.0  # solar peak, hour 12
+    p2 = next(p for p in one.peers if p.id == "P2")
+    assert p2.load_kw == pytest.approx(150 * 0.95)
+
+
+def test_storage_refuses_to_be_split() -> None:
+    scenario = p2pmarket.cases.load("seventeen-peer-case-3")
+    with pytest.raises(p2pmarket.ScenarioError, match="storage couples"):
+        p2pmarket.clear(scenario, options=SolverOptions(split_periods=True))
+
+
+def test_parallel_workers_give_the_same_result() -> None:
+    data = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
+    for peer in data["peers"]:
+        peer.pop("storage", None)
+    scenario = p2pmarket.Scenario.from_dict(data)
+    serial = p2pmarket.clear(scenario, options=SolverOptions(split_periods=True, workers=1))
+    parallel = p2pmarket.clear(scenario, options=SolverOptions(split_periods=True, workers=2))
+    assert parallel.objective == pytest.approx(serial.objective, rel=1e-12)
+    assert parallel.dispatch.equals(serial.dispatch)
+
+
+def test_time_limit_is_a_clear_solver_error() -> None:
+    from p2pmarket.core.clearing import clear_whole
+
+    scenario = p2pmarket.cases.load("seventeen-peer-case-3")
+    with pytest.raises(p2pmarket.SolverError, match="time limit"):
+        clear_whole(scenario, "p2p", "paper", SolverOptions(time_limit_s=1e-9))
