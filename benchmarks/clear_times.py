@@ -1,6 +1,6 @@
 """Time `clear()` on the 5-peer case and on random markets; prints build and solve seconds.
 
-    python benchmarks/clear_times.py [PEERS ...]
+python benchmarks/clear_times.py [PEERS ...]
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from random_market import random_market  # noqa: E402
+from random_market import random_market
 
-import p2pmarket  # noqa: E402
+import p2pmarket
 
 
 def report(label: str, scenario: p2pmarket.Scenario, design: str | None = None) -> None:

@@ -57,7 +57,9 @@ def merge_periods(parts: list[ClearingResult], scenario: Scenario, wall: float) 
 
     duals = {
         key: xr.concat(
-            [r.duals[key].assign_coords(period=[t]) for t, r in enumerate(parts)], dim="period"
+            [r.duals[key].assign_coords(period=[t]) for t, r in enumerate(parts)],
+            dim="period",
+            join="outer",  # rows (e.g. the sellers of a no-resale row) differ by period
         )
         for key in first.duals
         if all(key in r.duals for r in parts) and "period" in first.duals[key].dims
