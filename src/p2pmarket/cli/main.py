@@ -37,6 +37,7 @@ from p2pmarket.compare import compare
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import clear
 from p2pmarket.core.kpis import kpis
+from p2pmarket.core.options import ALGORITHMS, SolverOptions
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.settlement import RULES, settle
 from p2pmarket.errors import (
@@ -90,6 +91,16 @@ def run(
     with_report: Annotated[
         bool, typer.Option("--report", help="With --out, also write report.html.")
     ] = False,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop the solver after this many seconds (exit 1).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="Solver threads.")] = None,
+    algorithm: Annotated[
+        str, typer.Option(help="HiGHS algorithm: choose, simplex, ipm or pdlp.")
+    ] = "choose",
+    solver_log: Annotated[
+        Path | None, typer.Option(help="Write the solver's log to this file.")
+    ] = None,
     table_format: Annotated[
         str | None,
         typer.Option("--format", help="With --out, also write every table as csv or parquet."),
@@ -102,12 +113,21 @@ def run(
     objective = choice(objective, OBJECTIVES, "--objective")
     choice(rule, RULES, "--rule")
     check_ledger_options(ledger, key)
+    choice(algorithm, ALGORITHMS, "--algorithm")
+    if time_limit is not None and time_limit <= 0:
+        raise ScenarioError("--time-limit", f"must be positive, got {time_limit:g}")
+    options = SolverOptions(
+        algorithm=algorithm,  # type: ignore[arg-type]  # checked against ALGORITHMS above
+        time_limit_s=time_limit,
+        threads=threads,
+        log_file=str(solver_log) if solver_log is not None else None,
+    )
     table_format = choice(table_format, FORMATS, "--format")
     if (with_report or table_format is not None) and out is None:
         raise ScenarioError("--out", "--report and --format write into --out DIR; give it")
     quiet_solver()
-    result = clear(s, design=design, objective=objective)
-    settlement = settle(result, rule)
+    result = clear(s, design=design, objective=objective, options=options)
+    settlement = settle(result, rule, options=options)
     indicators = kpis(result, settlement)
     console = Console()
     for renderable in run_tables(result):

@@ -34,9 +34,10 @@ def run_tables(result: ClearingResult) -> Sequence[RenderableType]:
     head = (
         f"[bold]{s.name}[/bold]: {result.status.value}, design {result.design}, "
         f"objective ({result.objective_kind}) {result.objective:,.4f} {s.currency}; "
-        f"{len(s.peers)} peers x {s.periods} periods; {result.n_variables} variables, "
+        f"{len(s.peers)} peers x {s.periods} periods; {result.model} model, periods solved "
+        f"{result.periods_solved}; {result.n_variables} variables, "
         f"{result.n_constraints} constraints; build {result.timings.build_seconds:.2f} s, "
-        f"solve {result.timings.solve_seconds:.2f} s"
+        f"solve {result.timings.solve_seconds:.2f} s (HiGHS {result.timings.solver_seconds:.2f} s)"
     )
     d = result.dispatch
     energy = (

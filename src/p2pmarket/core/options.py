@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["SolverOptions"]
+__all__ = ["ALGORITHMS", "SolverOptions"]
 
 Algorithm = Literal["choose", "simplex", "ipm", "pdlp"]
+ALGORITHMS: tuple[str, ...] = ("choose", "simplex", "ipm", "pdlp")
 
 
 @dataclass(frozen=True)
