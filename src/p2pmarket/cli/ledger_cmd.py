@@ -8,20 +8,19 @@ file, a record id, a store that cannot be opened). Every error is one line on st
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 from rich.console import Console
 
+from p2pmarket.cli.common import errors_to_exit_codes
 from p2pmarket.core.results import ClearingResult
-from p2pmarket.errors import LedgerError, LedgerIntegrityError, P2PMarketError
+from p2pmarket.errors import LedgerError, LedgerIntegrityError
 from p2pmarket.ledger.blocks import BlockHeader
 from p2pmarket.ledger.keys import generate_keypair, load_private_key, load_public_key
 from p2pmarket.ledger.runs import append_run
@@ -35,7 +34,6 @@ from p2pmarket.ledger.verify import Reason, RecordProof, prove, verify, verify_p
 
 __all__ = ["append_from_cli", "check_ledger_options", "ledger_app"]
 
-EXIT_OK, EXIT_INTEGRITY, EXIT_INPUT = 0, 1, 2
 
 ledger_app = typer.Typer(
     help="Keep a tamper-evident ledger of cleared runs: keys, verify, show, export, prove.",
@@ -44,34 +42,10 @@ ledger_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 URL_HELP = (
     "Ledger: sqlite:///FILE (relative path), sqlite:////FILE (absolute), a file path, "
     "or postgresql://..."
 )
-
-
-def _errors_to_exit_codes(command: F) -> F:
-    """One line on stderr and exit 1 for a ledger that does not verify, 2 for bad input."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except LedgerIntegrityError as exc:
-            _fail(f"ledger does not verify: {exc}", EXIT_INTEGRITY)
-        except LedgerError as exc:
-            _fail(str(exc), EXIT_INPUT)
-        except P2PMarketError as exc:
-            _fail(str(exc), EXIT_INTEGRITY)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
-    raise typer.Exit(code)
 
 
 def check_ledger_options(url: str | None, key: Path | None) -> None:
@@ -102,7 +76,7 @@ def append_from_cli(
 
 
 @ledger_app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def keygen(
     out: Annotated[
         Path, typer.Option(help="Private key file to write; the public key goes to FILE.pub.")
@@ -120,7 +94,7 @@ def keygen(
 
 
 @ledger_app.command("verify")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def verify_command(
     url: Annotated[str, typer.Argument(help=URL_HELP)],
     pubkey: Annotated[
@@ -155,7 +129,7 @@ def _json_or_text(text: str) -> Any:
 
 
 @ledger_app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def show(
     url: Annotated[str, typer.Argument(help=URL_HELP)],
     height: Annotated[
@@ -201,7 +175,7 @@ def show(
 
 
 @ledger_app.command()
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def export(
     url: Annotated[str, typer.Argument(help=URL_HELP)],
     out: Annotated[Path, typer.Option(help="JSON Lines file to write: one block per line.")],
@@ -234,7 +208,7 @@ def export(
 
 
 @ledger_app.command("prove")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def prove_command(
     url: Annotated[str, typer.Argument(help=URL_HELP)],
     trade_id: Annotated[
@@ -260,7 +234,7 @@ def prove_command(
 
 
 @ledger_app.command("verify-proof")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def verify_proof_command(
     proof_file: Annotated[Path, typer.Argument(help="A proof written by `ledger prove`.")],
     pubkey: Annotated[Path, typer.Option(help="The manager's public key file.")],
