@@ -121,6 +121,7 @@ def run(
         time_limit_s=time_limit,
         threads=threads,
         log_file=str(solver_log) if solver_log is not None else None,
+        workers=None,  # periods solved one by one use every core
     )
     table_format = choice(table_format, FORMATS, "--format")
     if (with_report or table_format is not None) and out is None:

@@ -20,7 +20,10 @@ class SolverOptions:
     - `threads`, `time_limit_s`, `primal_tolerance`, `dual_tolerance`: passed to HiGHS.
     - `log`: print the solver's log; `log_file`: write it to this file.
     - `split_periods`: solve periods that no storage couples one by one (None: by size).
-    - `workers`: processes for those per-period solves (None: one per core, 1: in-process).
+    - `workers`: processes for those per-period solves: 1 (default) solves them in this
+      process; None means one per core. Worker processes are started with `spawn`, so a
+      script that asks for them must guard its entry point with `if __name__ == "__main__":`
+      (the `p2pmarket` command does).
     - `extra`: further solver options, passed through as they are.
     """
 
@@ -33,7 +36,7 @@ class SolverOptions:
     log: bool = False
     log_file: str | None = None
     split_periods: bool | None = None
-    workers: int | None = None
+    workers: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def for_linopy(self) -> dict[str, Any]:

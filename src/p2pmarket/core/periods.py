@@ -8,41 +8,68 @@ cheaper to solve than all of them together (simplex time grows faster than linea
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.results import ClearingResult, Timings
-from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.scenario import Peer, Scenario, Series
 
 __all__ = ["merge_periods", "period_slice"]
 
-_SERIES_KEYS = {"load_kw", "export_fee", "buy_price_per_kwh", "min_kw", "max_kw",
-                "offer_per_kwh", "price_per_kwh", "intra_fee", "fee", "uniform_fee"}  # fmt: skip
-"""Fields of the scenario file that hold a series (scalar or one value per period)."""
-
 
 def period_slice(s: Scenario, t: int) -> Scenario:
-    """The one-period scenario of period `t` (storage must be absent: it couples periods)."""
+    """The one-period scenario of period `t` (storage must be absent: it couples periods).
+
+    Built by copying the validated scenario with each series replaced by its value at `t`
+    (no second validation: slicing keeps every rule true), so cutting a large market into
+    its periods costs little.
+    """
     if any(p.storage is not None for p in s.peers):
         raise ValueError("a scenario with storage cannot be cut into periods")
-    data = _pick(s.to_dict(), t)
-    data["periods"] = 1
-    data["name"] = f"{s.name} (period {t})"
-    return Scenario.from_dict(data)
 
+    def at(value: Series | None) -> Series | None:
+        return value[t] if isinstance(value, tuple) else value
 
-def _pick(value: Any, t: int, key: str = "") -> Any:
-    """Replace every per-period list below `value` with its element `t`."""
-    if isinstance(value, dict):
-        # `max_kw` also names a flexible block's size, which is a series too.
-        return {k: _pick(v, t, k) for k, v in value.items()}
-    if isinstance(value, list):
-        if key in _SERIES_KEYS:
-            return value[t]
-        return [_pick(v, t) for v in value]
-    return value
+    def peer(p: Peer) -> Peer:
+        g = p.generation
+        return p.model_copy(
+            update={
+                "load_kw": at(p.load_kw),
+                "export_fee": at(p.export_fee),
+                "buy_price_per_kwh": at(p.buy_price_per_kwh),
+                "generation": None
+                if g is None
+                else g.model_copy(
+                    update={
+                        "min_kw": at(g.min_kw),
+                        "max_kw": at(g.max_kw),
+                        "offer_per_kwh": at(g.offer_per_kwh),
+                    }
+                ),
+                "flexible_load": tuple(
+                    b.model_copy(
+                        update={"max_kw": at(b.max_kw), "price_per_kwh": at(b.price_per_kwh)}
+                    )
+                    for b in p.flexible_load
+                ),
+            }
+        )
+
+    return s.model_copy(
+        update={
+            "name": f"{s.name} (period {t})",
+            "periods": 1,
+            "uniform_fee": at(s.uniform_fee),
+            "communities": tuple(
+                c.model_copy(update={"intra_fee": at(c.intra_fee), "export_fee": at(c.export_fee)})
+                for c in s.communities
+            ),
+            "community_fees": tuple(
+                f.model_copy(update={"fee": at(f.fee)}) for f in s.community_fees
+            ),
+            "peers": tuple(peer(p) for p in s.peers),
+        }
+    )
 
 
 def merge_periods(parts: list[ClearingResult], scenario: Scenario, wall: float) -> ClearingResult:
