@@ -77,11 +77,15 @@ def route_through(trades: pd.DataFrame, prefix: str, in_order: bool = False) -> 
 
 
 def _in_order(trades: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """North-west corner decomposition through an acyclic network of pass-through nodes."""
-    through_seller = trades["seller"].str.startswith(prefix).to_numpy()
-    through_buyer = trades["buyer"].str.startswith(prefix).to_numpy()
-    direct = trades[~through_seller & ~through_buyer]
-    pieces = [
+    """North-west corner decomposition through an acyclic network of pass-through nodes.
+
+    Hubs are taken level by level (a level's hubs receive only from peers and from earlier
+    levels); each level is matched for every hub and period at once (`_match`).
+    """
+    hub_seller = trades["seller"].str.startswith(prefix).to_numpy()
+    hub_buyer = trades["buyer"].str.startswith(prefix).to_numpy()
+    direct = trades[~hub_seller & ~hub_buyer]
+    done = [
         pd.DataFrame(
             {
                 "period": direct["period"].to_numpy(),
@@ -92,66 +96,103 @@ def _in_order(trades: pd.DataFrame, prefix: str) -> pd.DataFrame:
             }
         )
     ]
-    routed = trades[through_seller | through_buyer]
-    hub_links = routed[
-        routed["seller"].str.startswith(prefix) & routed["buyer"].str.startswith(prefix)
-    ]
-    order = graphlib.TopologicalSorter(
-        {hub: set(group["seller"]) for hub, group in hub_links.groupby("buyer")}
+    between = trades[hub_seller & hub_buyer]
+    before = {str(h): set(g["seller"]) for h, g in between.groupby("buyer")}
+    level: dict[str, int] = {}
+    for hub in graphlib.TopologicalSorter(before).static_order():
+        level[hub] = 1 + max((level[h] for h in before.get(hub, ())), default=-1)
+    hubs = pd.Index(
+        sorted(set(trades.loc[hub_seller, "seller"]) | set(trades.loc[hub_buyer, "buyer"]))
     )
-    hubs = [h for h in order.static_order()]
-    hubs += sorted(set(routed["buyer"][routed["buyer"].str.startswith(prefix)]) - set(hubs))
-    for period, flows in routed.groupby("period", sort=True):
-        parcels: dict[str, pd.DataFrame] = {
-            str(hub): group[["seller", "energy_kwh", "fee"]].rename(columns={"seller": "origin"})
-            for hub, group in flows[~flows["seller"].str.startswith(prefix)].groupby("buyer")
+    depth = np.array([level.get(h, 0) for h in hubs])
+    into = trades[~hub_seller & hub_buyer]
+    parcels = pd.DataFrame(
+        {
+            "period": into["period"].to_numpy(),
+            "hub": hubs.get_indexer(pd.Index(into["buyer"])),
+            "origin": into["seller"].to_numpy(),
+            "energy_kwh": into["energy_kwh"].to_numpy(),
+            "fee": into["fee"].to_numpy(),
         }
-        outflows = {str(hub): group for hub, group in flows.groupby("seller")}
-        for hub in hubs:
-            if hub not in outflows or hub not in parcels:
-                continue
-            matched = _north_west(parcels.pop(hub), outflows[hub])
-            onward = matched["buyer"].str.startswith(prefix)
-            for target, group in matched[onward].groupby("buyer"):
-                more = group[["origin", "energy_kwh", "fee"]]
-                key = str(target)
-                parcels[key] = pd.concat([parcels[key], more]) if key in parcels else more
-            done = matched[~onward]
-            pieces.append(
+    )
+    out_of = trades[hub_seller]
+    outflows = pd.DataFrame(
+        {
+            "period": out_of["period"].to_numpy(),
+            "hub": hubs.get_indexer(pd.Index(out_of["seller"])),
+            "buyer": out_of["buyer"].to_numpy(),
+            "energy_kwh": out_of["energy_kwh"].to_numpy(),
+            "fee": out_of["fee"].to_numpy(),
+        }
+    )
+    for d in range(int(depth.max(initial=-1)) + 1):
+        at_level = depth[parcels["hub"].to_numpy()] == d
+        matched = _match(
+            parcels[at_level], outflows[depth[outflows["hub"].to_numpy()] == d], len(hubs)
+        )
+        parcels = parcels[~at_level]
+        onward = matched["buyer"].str.startswith(prefix).to_numpy()
+        later = matched[onward]
+        parcels = pd.concat(
+            [
+                parcels,
                 pd.DataFrame(
                     {
-                        "period": int(str(period)),
-                        "seller": done["origin"].to_numpy(),
-                        "buyer": done["buyer"].to_numpy(),
-                        "energy_kwh": done["energy_kwh"].to_numpy(),
-                        "fee": done["fee"].to_numpy(),
+                        "period": later["period"].to_numpy(),
+                        "hub": hubs.get_indexer(pd.Index(later["buyer"])),
+                        "origin": later["origin"].to_numpy(),
+                        "energy_kwh": later["energy_kwh"].to_numpy(),
+                        "fee": later["fee"].to_numpy(),
                     }
-                )
-            )
-    out = pd.concat(pieces, ignore_index=True)
-    out = out[out["energy_kwh"] > 0]
+                ),
+            ],
+            ignore_index=True,
+        )
+        done.append(matched[~onward].rename(columns={"origin": "seller"}))
+    out = pd.concat(done, ignore_index=True)
+    out = out[out["energy_kwh"] > 1e-9]
     return out.groupby(["period", "seller", "buyer"], as_index=False)[["energy_kwh", "fee"]].sum()
 
 
-def _north_west(parcels: pd.DataFrame, outflows: pd.DataFrame) -> pd.DataFrame:
-    """Match a node's incoming parcels (origin, energy, fee so far) to its outflows in order."""
-    supply = parcels["energy_kwh"].to_numpy()
-    demand = outflows["energy_kwh"].to_numpy()
-    cut_in, cut_out = np.cumsum(supply), np.cumsum(demand)
-    total = min(cut_in[-1], cut_out[-1])
-    cuts = np.unique(np.concatenate([[0.0], cut_in, cut_out]))
-    cuts = cuts[cuts <= total + 1e-12]
-    lo, hi = cuts[:-1], cuts[1:]
-    middle = (lo + hi) / 2
+def _match(parcels: pd.DataFrame, outflows: pd.DataFrame, n_hubs: int) -> pd.DataFrame:
+    """Match the parcels that entered each (period, hub) to its outflows in order.
+
+    Both sides are sorted by (period, hub); each hub's outflows are scaled to sum exactly to
+    what entered it (they differ by rounding only), so one global cumulative sum on each side
+    puts every hub's parcels and outflows on the same stretch of a line, and one sorted merge
+    of the two sets of cut points gives every piece: at most parcels + outflows pieces.
+    """
+    columns = ["period", "origin", "buyer", "energy_kwh", "fee"]
+    if parcels.empty or outflows.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    key_in = parcels["period"].to_numpy() * n_hubs + parcels["hub"].to_numpy()
+    key_out = outflows["period"].to_numpy() * n_hubs + outflows["hub"].to_numpy()
+    a = np.argsort(key_in, kind="stable")
+    b = np.argsort(key_out, kind="stable")
+    key_in, key_out = key_in[a], key_out[b]
+    supply = parcels["energy_kwh"].to_numpy()[a]
+    demand = outflows["energy_kwh"].to_numpy()[b]
+    size = int(max(key_in.max(), key_out.max())) + 1
+    entered = np.bincount(key_in, weights=supply, minlength=size)
+    leaving = np.bincount(key_out, weights=demand, minlength=size)
+    scale = np.divide(entered, leaving, out=np.zeros(size), where=leaving > 0)
+    cut_in = np.cumsum(supply)
+    cut_out = np.cumsum(demand * scale[key_out])
+    cuts = np.unique(np.concatenate([cut_in, cut_out]))
+    lo = np.concatenate([[0.0], cuts[:-1]])
+    middle = (lo + cuts) / 2
     i = np.minimum(np.searchsorted(cut_in, middle), supply.size - 1)
     j = np.minimum(np.searchsorted(cut_out, middle), demand.size - 1)
-    energy = hi - lo
-    fee_in = parcels["fee"].to_numpy() / np.where(supply > 0, supply, 1.0)
-    fee_out = outflows["fee"].to_numpy() / np.where(demand > 0, demand, 1.0)
+    keep = key_in[i] == key_out[j]  # drops rounding slivers across hub boundaries
+    i, j = i[keep], j[keep]
+    energy = (cuts - lo)[keep]
+    fee_in = parcels["fee"].to_numpy()[a] / np.where(supply > 0, supply, 1.0)
+    fee_out = outflows["fee"].to_numpy()[b] / np.where(demand > 0, demand, 1.0)
     return pd.DataFrame(
         {
-            "origin": parcels["origin"].to_numpy()[i],
-            "buyer": outflows["buyer"].to_numpy()[j],
+            "period": key_in[i] // n_hubs,
+            "origin": parcels["origin"].to_numpy()[a][i],
+            "buyer": outflows["buyer"].to_numpy()[b][j],
             "energy_kwh": energy,
             "fee": energy * (fee_in[i] + fee_out[j]),
         }

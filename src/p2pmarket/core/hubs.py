@@ -139,4 +139,12 @@ def _network(
     fee = np.concatenate([p[2] for p in links])
     route = np.where(seller < n, "peer-hub", np.where(buyer < n, "hub-peer", "hub-hub")).astype(str)
     nodes = pd.Index([*data.ids, *hubs], name="node")
-    return Network(nodes=nodes, n_peers=n, seller=seller, buyer=buyer, fee_per_kwh=fee, route=route)
+    return Network(
+        nodes=nodes,
+        n_peers=n,
+        seller=seller,
+        buyer=buyer,
+        fee_per_kwh=fee,
+        route=route,
+        kind="hubs",
+    )

@@ -74,11 +74,13 @@ class Network:
     """(links, periods)."""
     route: npt.NDArray[np.str_]
     """`p2p`, `member-manager`, `manager-member` or `manager-manager` per link."""
+    kind: str = "explicit"
+    """`explicit` (the design's own links) or `hubs` (`p2pmarket.core.hubs`)."""
 
     @property
     def hubs(self) -> bool:
         """Whether the pass-through nodes are the fee hubs of the reduced p2p model."""
-        return bool(self.n_links) and bool((self.route == "peer-hub").any())
+        return self.kind == "hubs"
 
     @property
     def managers(self) -> pd.Index:
