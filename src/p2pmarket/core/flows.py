@@ -49,18 +49,7 @@ def route_through(trades: pd.DataFrame, prefix: str, in_order: bool = False) -> 
     is_manager_seller = trades["seller"].str.startswith(prefix)
     is_manager_buyer = trades["buyer"].str.startswith(prefix)
     direct = trades[~is_manager_seller & ~is_manager_buyer]
-    parts = [
-        pd.DataFrame(
-            {
-                "period": direct["period"].to_numpy(),
-                "seller": direct["seller"].to_numpy(),
-                "buyer": direct["buyer"].to_numpy(),
-                "energy_kwh": direct["energy_kwh"].to_numpy(),
-                "fee": direct["fee"].to_numpy(),
-                "via_manager": False,
-            }
-        )
-    ]
+    parts = [_direct(direct).assign(via_manager=False)]
     routed = trades[is_manager_seller | is_manager_buyer]
     for period, flows in routed.groupby("period", sort=True):
         parts.append(_through_managers(int(str(period)), flows, prefix))
@@ -76,6 +65,11 @@ def route_through(trades: pd.DataFrame, prefix: str, in_order: bool = False) -> 
     )
 
 
+def _direct(trades: pd.DataFrame) -> pd.DataFrame:
+    """The trades between peers, as they are."""
+    return trades[["period", "seller", "buyer", "energy_kwh", "fee"]].reset_index(drop=True)
+
+
 def _in_order(trades: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """North-west corner decomposition through an acyclic network of pass-through nodes.
 
@@ -85,17 +79,7 @@ def _in_order(trades: pd.DataFrame, prefix: str) -> pd.DataFrame:
     hub_seller = trades["seller"].str.startswith(prefix).to_numpy()
     hub_buyer = trades["buyer"].str.startswith(prefix).to_numpy()
     direct = trades[~hub_seller & ~hub_buyer]
-    done = [
-        pd.DataFrame(
-            {
-                "period": direct["period"].to_numpy(),
-                "seller": direct["seller"].to_numpy(),
-                "buyer": direct["buyer"].to_numpy(),
-                "energy_kwh": direct["energy_kwh"].to_numpy(),
-                "fee": direct["fee"].to_numpy(),
-            }
-        )
-    ]
+    done = [_direct(direct)]
     between = trades[hub_seller & hub_buyer]
     before = {str(h): set(g["seller"]) for h, g in between.groupby("buyer")}
     level: dict[str, int] = {}
