@@ -40,7 +40,9 @@ def clear(
     options: SolverOptions | None = None,
     reduce: bool | None = None,
 ) -> ClearingResult:
-    """Clear the market of `scenario` over its whole horizon as one linear program.
+    """Clear the market of `scenario` over its whole horizon as one linear program — or,
+    where no storage couples the periods and the market is large, period by period, which has
+    the same optimum (`SolverOptions.split_periods`, `p2pmarket.core.periods`).
 
     `design` ("p2p", "community", "hybrid") and `objective` ("system-cost", "paper")
     override the scenario's own settings. `reduce`: clear a p2p market with unrestricted

@@ -148,7 +148,8 @@ class Scenario(_Schema):
         return data
 
     def replace(self, **changes: Any) -> Scenario:
-        """A copy with some top-level fields changed, validated again."""
+        """A copy with some top-level fields changed, validated again (a change given as None
+        leaves that field as it is)."""
         data = self.to_dict()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Scenario.from_dict(data)
