@@ -20,10 +20,12 @@ __all__ = ["Comparison", "compare"]
 @dataclass(frozen=True)
 class Comparison:
     """`table`: one row per market (scenario x design x rule) with its objective and KPIs;
-    `bills`: one row per market and peer with its baseline cost, market cost and savings."""
+    `bills`: one row per market and peer with its baseline cost, market cost and savings;
+    `results`: each scenario cleared under each design (for figures)."""
 
     table: pd.DataFrame
     bills: pd.DataFrame
+    results: tuple[ClearingResult, ...] = ()
 
 
 def compare(
@@ -37,7 +39,7 @@ def compare(
 
     A design of None means the scenario's own. The baseline of each scenario is cleared once.
     """
-    rows, bills = [], []
+    rows, bills, results = [], [], []
     for scenario in scenarios:
         kind = objective or scenario.objective
         baseline: ClearingResult | None
@@ -49,6 +51,7 @@ def compare(
             if on_market is not None:
                 on_market(f"{scenario.name} / {design or scenario.design}")
             result = clear(scenario, design=design, objective=kind)
+            results.append(result)
             for rule in rules:
                 settlement = settle(result, rule, baseline=baseline)
                 k = kpis(result, settlement)
@@ -67,4 +70,4 @@ def compare(
     table = pd.DataFrame(rows)
     long = pd.concat(bills, ignore_index=True)
     long = long[["scenario", "design", "rule", "peer", "cost_baseline", "cost_market", "savings"]]
-    return Comparison(table=table, bills=long)
+    return Comparison(table=table, bills=long, results=tuple(results))

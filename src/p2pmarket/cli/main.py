@@ -32,7 +32,12 @@ from p2pmarket.cli.render import (
     run_tables,
     storage_table,
 )
-from p2pmarket.cli.report_cmd import paper_reports, report, write_run_extras
+from p2pmarket.cli.report_cmd import (
+    paper_reports,
+    report,
+    write_comparison_figure,
+    write_run_extras,
+)
 from p2pmarket.compare import compare
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.clearing import clear
@@ -166,7 +171,8 @@ def compare_markets(
     ] = "marginal",
     objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Write compare.csv and compare_bills.csv here.")
+        Path | None,
+        typer.Option(help="Write compare.csv, compare_bills.csv and compare.png here."),
     ] = None,
 ) -> None:
     """Markets side by side: objective, KPIs and each peer's bill, as a table and as CSV."""
@@ -188,6 +194,7 @@ def compare_markets(
         console.print(renderable)
     if out is not None:
         written = write_comparison(comparison.table, comparison.bills, out)
+        written.append(write_comparison_figure(comparison.results, out))
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
 
 

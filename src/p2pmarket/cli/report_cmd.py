@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -146,6 +146,17 @@ def write_run_extras(
     if report:
         written.append(write_report(result, out, bills=bills, kpis=kpis))
     return written
+
+
+def write_comparison_figure(results: Sequence[ClearingResult], out: Path) -> Path:
+    """`compare.png`: the compared markets side by side (objective, generation, routes)."""
+    from p2pmarket.reports.figures import design_comparison_figure
+    from p2pmarket.reports.style import figure_png
+    from p2pmarket.reports.tables import write_bytes_atomic
+
+    path = out / "compare.png"
+    write_bytes_atomic(path, figure_png(design_comparison_figure(results)))
+    return path
 
 
 def paper_reports(

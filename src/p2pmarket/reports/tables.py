@@ -35,6 +35,7 @@ __all__ = [
     "read_table",
     "read_tables",
     "result_tables",
+    "write_bytes_atomic",
     "write_table",
     "write_tables",
 ]
@@ -108,7 +109,7 @@ def write_table(table: pd.DataFrame, path: Path, *, format: str = "csv") -> Path
         _require_pyarrow()
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False, engine="pyarrow")
-        _write_bytes_atomic(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -204,7 +205,7 @@ def _require_pyarrow() -> None:
         ) from None
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
