@@ -24,7 +24,7 @@ from p2pmarket.core.clearing import clear
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.errors import ScenarioError
-from p2pmarket.io.scenario_files import load_scenario
+from p2pmarket.io.scenario_files import load_scenario, write_bytes_atomic
 from p2pmarket.paper import Reproduction
 
 __all__ = ["paper_reports", "rebuild_result", "report", "run_settlement", "write_run_extras"]
@@ -152,7 +152,6 @@ def write_comparison_figure(results: Sequence[ClearingResult], out: Path) -> Pat
     """`compare.png`: the compared markets side by side (objective, generation, routes)."""
     from p2pmarket.reports.figures import design_comparison_figure
     from p2pmarket.reports.style import figure_png
-    from p2pmarket.reports.tables import write_bytes_atomic
 
     path = out / "compare.png"
     write_bytes_atomic(path, figure_png(design_comparison_figure(results)))

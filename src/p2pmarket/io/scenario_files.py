@@ -24,6 +24,7 @@ __all__ = [
     "load_scenario",
     "read_scenario_dict",
     "scenario_yaml",
+    "write_bytes_atomic",
     "write_text_atomic",
 ]
 
@@ -64,12 +65,19 @@ def scenario_yaml(scenario: Scenario) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: all or nothing."""
+    """Write `text` (UTF-8) to `path` through a temporary file and a rename: all or nothing."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename: all or nothing. The file
+    is readable by everyone, like any output file (the temporary file starts private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

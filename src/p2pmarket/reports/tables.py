@@ -15,8 +15,6 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pandas as pd
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.errors import P2PMarketError, ScenarioError
-from p2pmarket.io.scenario_files import write_text_atomic
+from p2pmarket.io.scenario_files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "FORMATS",
@@ -35,7 +33,6 @@ __all__ = [
     "read_table",
     "read_tables",
     "result_tables",
-    "write_bytes_atomic",
     "write_table",
     "write_tables",
 ]
@@ -203,16 +200,3 @@ def _require_pyarrow() -> None:
         raise P2PMarketError(
             "Parquet needs pyarrow, which is not installed: pip install 'p2pmarket[parquet]'"
         ) from None
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
