@@ -14,7 +14,7 @@ concurrent twin).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,9 +23,7 @@ import psycopg
 from p2pmarket.errors import LedgerError
 from p2pmarket.ledger.store import (
     Append,
-    StoredBlock,
-    StoredHead,
-    StoredRecord,
+    SqlReads,
     Tip,
     redact_url,
 )
@@ -59,8 +57,10 @@ SCHEMA = (
 )
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """A ledger in a PostgreSQL database (see the module's docstring)."""
+
+    _param = "%s"
 
     def __init__(self, url: str, *, create: bool = False, connect_timeout: int = 10) -> None:
         self._url = redact_url(url)
@@ -147,46 +147,6 @@ class PostgresStore:
                     )
         except psycopg.Error as exc:
             raise LedgerError(f"cannot append to {self._url}: {exc}") from exc
-
-    def head(self) -> StoredHead | None:
-        rows = self._query("SELECT height, block_hash, signature FROM ledger_head WHERE id = 1")
-        if not rows:
-            return None
-        height, block_hash, signature = rows[0]
-        return StoredHead(int(height), str(block_hash), str(signature))
-
-    def _records(self, height: int) -> tuple[StoredRecord, ...]:
-        rows = self._query(
-            "SELECT position, record_id, body FROM ledger_records WHERE height = %s "
-            "ORDER BY position",
-            (height,),
-        )
-        return tuple(StoredRecord(int(p), str(i), str(b)) for p, i, b in rows)
-
-    def blocks(
-        self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
-    ) -> Iterator[StoredBlock]:
-        limit = up_to if up_to is not None else 2**62
-        rows = self._query(
-            "SELECT height, block_hash, header, signature FROM ledger_blocks "
-            "WHERE height > %s AND height <= %s ORDER BY height",
-            (after, limit),
-        )
-        for height, block_hash, header, signature in rows:
-            records = self._records(int(height)) if with_records else ()
-            yield StoredBlock(int(height), str(block_hash), str(header), str(signature), records)
-
-    def block(self, height: int) -> StoredBlock | None:
-        rows = self._query(
-            "SELECT height, block_hash, header, signature FROM ledger_blocks WHERE height = %s",
-            (height,),
-        )
-        if not rows:
-            return None
-        h, block_hash, header, signature = rows[0]
-        return StoredBlock(
-            int(h), str(block_hash), str(header), str(signature), self._records(int(h))
-        )
 
     def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
         pattern = record_id.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

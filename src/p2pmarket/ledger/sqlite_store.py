@@ -10,13 +10,13 @@ machine stops mid-append (the next opener rolls the journal back).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from p2pmarket.errors import LedgerError
-from p2pmarket.ledger.store import Append, StoredBlock, StoredHead, StoredRecord, Tip
+from p2pmarket.ledger.store import Append, SqlReads, Tip
 
 __all__ = ["SqliteStore"]
 
@@ -44,7 +44,7 @@ SCHEMA = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqlReads):
     """A ledger in one SQLite file (see the module's docstring)."""
 
     def __init__(self, path: str | Path, *, create: bool = False, timeout: float = 60.0) -> None:
@@ -138,44 +138,6 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise LedgerError(f"cannot append to {self._url}: {exc}") from exc
             raise
-
-    def head(self) -> StoredHead | None:
-        rows = self._query("SELECT height, block_hash, signature FROM ledger_head WHERE id = 1")
-        if not rows:
-            return None
-        height, block_hash, signature = rows[0]
-        return StoredHead(int(height), str(block_hash), str(signature))
-
-    def _records(self, height: int) -> tuple[StoredRecord, ...]:
-        rows = self._query(
-            "SELECT position, record_id, body FROM ledger_records WHERE height = ? "
-            "ORDER BY position",
-            (height,),
-        )
-        return tuple(StoredRecord(int(p), str(i), str(b)) for p, i, b in rows)
-
-    def blocks(
-        self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
-    ) -> Iterator[StoredBlock]:
-        limit = up_to if up_to is not None else 2**62
-        rows = self._query(
-            "SELECT height, block_hash, header, signature FROM ledger_blocks "
-            "WHERE height > ? AND height <= ? ORDER BY height",
-            (after, limit),
-        )
-        for height, block_hash, header, signature in rows:
-            records = self._records(int(height)) if with_records else ()
-            yield StoredBlock(int(height), str(block_hash), str(header), str(signature), records)
-
-    def block(self, height: int) -> StoredBlock | None:
-        rows = self._query(
-            "SELECT height, block_hash, header, signature FROM ledger_blocks WHERE height = ?",
-            (height,),
-        )
-        if not rows:
-            return None
-        h, block_hash, header, signature = rows[0]
-        return StoredBlock(int(h), str(block_hash), str(header), str(signature), self._records(h))
 
     def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
         prefix = record_id.lower()

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from p2pmarket.errors import LedgerError
@@ -28,6 +28,7 @@ from p2pmarket.ledger.blocks import Block
 __all__ = [
     "Append",
     "LedgerStore",
+    "SqlReads",
     "StoredBlock",
     "StoredHead",
     "StoredRecord",
@@ -138,6 +139,65 @@ class LedgerStore(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+
+class SqlReads:
+    """The read queries both SQL stores share; they differ only in the parameter placeholder
+    (`?` for sqlite3, `%s` for psycopg), which a subclass sets as `_param`, and in `_query`."""
+
+    _param = "?"
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self._param)
+
+    def head(self) -> StoredHead | None:
+        rows = self._query("SELECT height, block_hash, signature FROM ledger_head WHERE id = 1")
+        if not rows:
+            return None
+        height, block_hash, signature = rows[0]
+        return StoredHead(int(height), str(block_hash), str(signature))
+
+    def _records(self, height: int) -> tuple[StoredRecord, ...]:
+        rows = self._query(
+            self._sql(
+                "SELECT position, record_id, body FROM ledger_records WHERE height = ? "
+                "ORDER BY position"
+            ),
+            (height,),
+        )
+        return tuple(StoredRecord(int(p), str(i), str(b)) for p, i, b in rows)
+
+    def blocks(
+        self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
+    ) -> Iterator[StoredBlock]:
+        limit = up_to if up_to is not None else 2**62
+        rows = self._query(
+            self._sql(
+                "SELECT height, block_hash, header, signature FROM ledger_blocks "
+                "WHERE height > ? AND height <= ? ORDER BY height"
+            ),
+            (after, limit),
+        )
+        for height, block_hash, header, signature in rows:
+            records = self._records(int(height)) if with_records else ()
+            yield StoredBlock(int(height), str(block_hash), str(header), str(signature), records)
+
+    def block(self, height: int) -> StoredBlock | None:
+        rows = self._query(
+            self._sql(
+                "SELECT height, block_hash, header, signature FROM ledger_blocks WHERE height = ?"
+            ),
+            (height,),
+        )
+        if not rows:
+            return None
+        h, block_hash, header, signature = rows[0]
+        return StoredBlock(
+            int(h), str(block_hash), str(header), str(signature), self._records(int(h))
+        )
 
 
 def redact_url(url: str) -> str:
