@@ -52,8 +52,14 @@ def compare(
                 on_market(f"{scenario.name} / {design or scenario.design}")
             result = clear(scenario, design=design, objective=kind)
             results.append(result)
+            # Settlement prices come from the system-cost clearing: clear it once, not per rule.
+            priced = (
+                result
+                if kind == "system-cost"
+                else clear(scenario, design=design, objective="system-cost")
+            )
             for rule in rules:
-                settlement = settle(result, rule, baseline=baseline)
+                settlement = settle(priced, rule, baseline=baseline)
                 k = kpis(result, settlement)
                 label = {"scenario": scenario.name, "design": result.design, "rule": rule}
                 traded = k.pop("traded_kwh")
