@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 import p2pmarket
+from p2pmarket.app import settle_result
+from p2pmarket.app.compare import compare
 from p2pmarket.cli.main import app
-from p2pmarket.compare import compare
-from p2pmarket.core.settlement import settle
 
 
 def test_compare_command_writes_tables_and_figure(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_compare_reuses_one_baseline_and_matches_settle() -> None:
     scenario = p2pmarket.cases.load("five-peer-case-2")
     comparison = compare([scenario], designs=["p2p"], rules=["marginal", "pay-as-offer"])
     assert len(comparison.table) == 2 and len(comparison.results) == 1
-    alone = settle(p2pmarket.clear(scenario, design="p2p"), "pay-as-offer").bills
+    alone = settle_result(p2pmarket.clear(scenario, design="p2p"), "pay-as-offer").bills
     ours = comparison.bills[comparison.bills["rule"] == "pay-as-offer"].set_index("peer")
     assert ours["savings"].to_numpy() == pytest.approx(
         alone.set_index("peer")["savings"].to_numpy()

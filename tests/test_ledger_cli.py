@@ -1,4 +1,4 @@
-"""`p2pmarket ledger ...` and `append_from_cli` (SPEC C5, C8): exit codes 0 / 1 (does not
+"""`p2pmarket ledger ...` and `record_run` (SPEC C5, C8): exit codes 0 / 1 (does not
 verify) / 2 (bad input), one line on stderr for every error, key file permissions, and the
 issue's acceptance path: a cleared built-in case appended, verified, edited by hand, caught."""
 
@@ -16,9 +16,12 @@ from typer.testing import CliRunner, Result
 
 import p2pmarket
 from ledger_support import STORES, fresh_ledger_url, sql
-from p2pmarket.cli.ledger_cmd import append_from_cli, check_ledger_options, ledger_app
+from p2pmarket.app.record import record_run
+from p2pmarket.app.run import MarketRun
+from p2pmarket.cli.ledger_cmd import check_ledger_options, describe_append, ledger_app
 from p2pmarket.errors import LedgerError
 from p2pmarket.ledger import BlockHeader, sha256_hex
+from p2pmarket.ledger.runs import append_run
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_INPUT = 0, 1, 2
 
@@ -56,14 +59,20 @@ def key(tmp_path: Path) -> Path:
     return out
 
 
+def append(url: str, key: Path, result: p2pmarket.ClearingResult) -> str:
+    run = p2pmarket.run_market(result.scenario)
+    assert isinstance(run, MarketRun)
+    return describe_append(record_run(run, url, key))
+
+
 @pytest.fixture(params=STORES)
 def ledger(
     request: pytest.FixtureRequest, tmp_path: Path, key: Path, result: p2pmarket.ClearingResult
 ) -> Iterator[str]:
     """A ledger holding two runs of the 5-peer Case II."""
     with fresh_ledger_url(request.param, tmp_path) as url:
-        assert append_from_cli(url, key, result).startswith("ledger: appended block 1 (")
-        assert "appended block 2" in append_from_cli(url, key, result)
+        assert append(url, key, result).startswith("ledger: appended block 1 (")
+        assert "appended block 2" in append(url, key, result)
         yield url
 
 
@@ -120,7 +129,7 @@ def test_append_with_another_key_is_refused(
 ) -> None:
     invoke("keygen", "--out", tmp_path / "other.key")
     with pytest.raises(LedgerError, match="belongs to key"):
-        append_from_cli(ledger, tmp_path / "other.key", result)
+        append(ledger, tmp_path / "other.key", result)
 
 
 def test_show(ledger: str) -> None:
@@ -197,8 +206,8 @@ def test_append_with_settlement_lines(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     lines = pd.DataFrame({"peer": ["P2", "P3"], "bill": [6.72, -3.1], "energy_kwh": [140.0, 0.0]})
-    message = append_from_cli(url, key, result, lines)
-    assert f"({len(result.trades) + 2} records" in message
+    block = append_run(url, key, result, lines)
+    assert block.header.record_count == len(result.trades) + 2
     shown = invoke("show", url, "--height", "1")
     assert '"bill":"-3.1","energy_kwh":"0","kind":"settlement","peer":"P3"' in shown.stdout
     assert invoke("verify", url).exit_code == EXIT_OK

@@ -262,7 +262,7 @@ def test_header_round_trip_and_refusals(tmp_path: Path) -> None:
 def test_the_core_does_not_import_the_ledger() -> None:
     code = (
         "import sys\n"
-        "import p2pmarket, p2pmarket.core.clearing, p2pmarket.core.results\n"
+        "import p2pmarket, p2pmarket.core.solve.lp, p2pmarket.core.results\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
     loaded = subprocess.run(

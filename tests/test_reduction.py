@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import p2pmarket
-from p2pmarket.core.hubs import build_hub_network
-from p2pmarket.core.network import peer_data
-from p2pmarket.core.options import SolverOptions
-from p2pmarket.core.periods import period_slice
+from p2pmarket.core.designs import peer_data
+from p2pmarket.core.designs.hubs import build_hub_network
+from p2pmarket.core.horizon import period_slice
+from p2pmarket.core.solve import SolverOptions
 from strategies import scenario_dicts
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,10 +81,10 @@ def test_hub_trades_pay_the_explicit_fee_of_their_pair(
     explicit = p2pmarket.clear(scenario, objective=objective, reduce=False)
     fee = {(t.period, t.seller, t.buyer): t.fee_per_kwh for t in explicit.trades.itertuples()}
     # Fees of the explicit links, for every pair (the explicit model lists used links only):
-    from p2pmarket.core.network import build_network
+    from p2pmarket.core.designs import build_network
 
     net = build_network(scenario, peer_data(scenario), "p2p")
-    names = np.asarray(net.nodes)
+    names = net.names
     table = {
         (t, names[s], names[b]): net.fee_per_kwh[k, t]
         for k, (s, b) in enumerate(zip(net.seller, net.buyer, strict=True))
@@ -116,7 +116,7 @@ def test_negative_offers_keep_the_explicit_model_under_the_paper_objective() -> 
     data = p2pmarket.cases.load("five-peer-case-2").to_dict()
     data["peers"][2]["generation"]["offer_per_kwh"] = -0.01
     scenario = p2pmarket.Scenario.from_dict(data)
-    with pytest.raises(p2pmarket.ScenarioError, match="reduce"):
+    with pytest.raises(p2pmarket.OptionError, match="reduce"):
         p2pmarket.clear(scenario, objective="paper", reduce=True)
     assert p2pmarket.clear(scenario, objective="system-cost", reduce=True).model == "hubs"
 
@@ -152,7 +152,7 @@ def test_period_slice_picks_each_series_at_its_period() -> None:
 
 def test_storage_refuses_to_be_split() -> None:
     scenario = p2pmarket.cases.load("seventeen-peer-case-3")
-    with pytest.raises(p2pmarket.ScenarioError, match="storage couples"):
+    with pytest.raises(p2pmarket.OptionError, match="storage couples"):
         p2pmarket.clear(scenario, options=SolverOptions(split_periods=True))
 
 
@@ -168,8 +168,12 @@ def test_parallel_workers_give_the_same_result() -> None:
 
 
 def test_time_limit_is_a_clear_solver_error() -> None:
-    from p2pmarket.core.clearing import clear_whole
-
     scenario = p2pmarket.cases.load("seventeen-peer-case-3")
-    with pytest.raises(p2pmarket.SolverError, match="time limit"):
-        clear_whole(scenario, "p2p", "paper", SolverOptions(time_limit_s=1e-9))
+    with pytest.raises(p2pmarket.TimeLimitError, match="time limit") as caught:
+        p2pmarket.CentralisedLP().clear_window(
+            scenario,
+            p2pmarket.Design.P2P,
+            p2pmarket.Objective.PAPER,
+            SolverOptions(time_limit_s=1e-9),
+        )
+    assert caught.value.time_limit_s == 1e-9

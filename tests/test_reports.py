@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import typer
 from matplotlib.collections import PolyCollection, QuadMesh
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, RegularPolygon
 from matplotlib.testing.compare import compare_images
 from matplotlib.transforms import Bbox
 from typer.testing import CliRunner
@@ -77,6 +78,27 @@ def five() -> ClearingResult:
 @pytest.fixture(scope="module")
 def five_community() -> ClearingResult:
     return _clear("five-peer-case-2", "community")
+
+
+def _clashing_names() -> p2pmarket.Scenario:
+    """five-peer-case-2 over three periods (loads x1, x0.5, x1.2), P2 renamed `C3` (the id of
+    its own community, so the id of that community's manager too) and P4 `manager:C3`."""
+    data = p2pmarket.cases.load("five-peer-case-2").to_dict()
+    renamed = {"P2": "C3", "P4": "manager:C3"}
+    for peer in data["peers"]:
+        peer["id"] = renamed.get(peer["id"], peer["id"])
+        if peer["load_kw"]:
+            peer["load_kw"] = [peer["load_kw"] * k for k in (1.0, 0.5, 1.2)]
+    for community in data["communities"]:
+        community["members"] = [renamed.get(m, m) for m in community["members"]]
+    data["periods"] = 3
+    return p2pmarket.Scenario.from_dict(data)
+
+
+@pytest.fixture(scope="module")
+def clash() -> ClearingResult:
+    """Community design with a peer named like its community's manager, and `manager:C3`."""
+    return p2pmarket.clear(_clashing_names(), design="community")
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +181,13 @@ def test_trade_network_has_one_arrow_per_trade_sized_by_energy(five: ClearingRes
     fig = trade_network_figure(five)
     arrows = _by_gid(fig, "trade:")
     trades = five.trades
+    assert set(trades["seller_kind"]) == set(trades["buyer_kind"]) == {"peer"}  # p2p design
     assert set(arrows) == {
-        f"{s}->{b}" for s, b in zip(trades["seller"], trades["buyer"], strict=True)
+        f"peer:{s}->peer:{b}" for s, b in zip(trades["seller"], trades["buyer"], strict=True)
     }
     assert all(isinstance(a, FancyArrowPatch) for a in arrows.values())
     widths = {
-        f"{s}->{b}": e
+        f"peer:{s}->peer:{b}": e
         for s, b, e in zip(trades["seller"], trades["buyer"], trades["energy_kwh"], strict=True)
     }
     by_energy = sorted(arrows, key=lambda k: widths[k])
@@ -177,7 +200,8 @@ def test_trade_network_has_one_arrow_per_trade_sized_by_energy(five: ClearingRes
 
 def test_trade_network_colours_peers_by_role_and_groups_communities(five: ClearingResult) -> None:
     fig = trade_network_figure(five)
-    nodes = _by_gid(fig, "node:")
+    assert all(k.startswith("peer:") for k in _by_gid(fig, "node:"))  # p2p: peers only
+    nodes = {k.removeprefix("peer:"): n for k, n in _by_gid(fig, "node:").items()}
     assert set(nodes) == set(five.scenario.peer_ids)
     face = {k: to_hex(n.get_facecolor()).upper() for k, n in nodes.items()}
     assert face["P3"] == face["P5"] == SELL_COLOUR
@@ -196,9 +220,58 @@ def test_trade_network_draws_managers_in_the_community_design(
     five_community: ClearingResult,
 ) -> None:
     fig = trade_network_figure(five_community)
-    assert "manager:C3" in _by_gid(fig, "node:")
+    # Node gids are `node:<kind>:<name>`; the manager of C3 is named C3.
+    assert set(_by_gid(fig, "node:")) == {
+        "peer:grid",
+        "peer:P2",
+        "peer:P3",
+        "peer:P4",
+        "peer:P5",
+        "manager:C3",
+    }
+    assert isinstance(_by_gid(fig, "node:")["manager:C3"], RegularPolygon)
     assert len(_by_gid(fig, "trade:")) == len(five_community.trades) == 4
+    assert "manager:C3->peer:P2" in _by_gid(fig, "trade:")
     assert "community manager (M)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_trade_network_tells_peers_from_managers_by_kind_not_name(clash: ClearingResult) -> None:
+    # The manager of community C3 is named C3, like the peer C3 (formerly P2); the peer
+    # `manager:C3` (formerly P4) is a peer. C1 and C2 have one member each, so no manager.
+    managers = clash.prices.loc[clash.prices["kind"] == "manager", "node"]
+    assert set(managers) == {"C3"}
+    for period in (0, 1):
+        fig = trade_network_figure(clash, period)
+        nodes = _by_gid(fig, "node:")
+        peers = {f"peer:{p}" for p in ("grid", "C3", "P3", "manager:C3", "P5")}
+        assert set(nodes) == peers | {"manager:C3"}
+        assert len(nodes) == len(clash.scenario.peers) + 1 == 6  # one patch per node
+        assert isinstance(nodes["manager:C3"], RegularPolygon)  # the manager's square
+        assert isinstance(nodes["peer:C3"], Circle) and isinstance(nodes["peer:manager:C3"], Circle)
+        assert nodes["peer:C3"].center != tuple(nodes["manager:C3"].xy)
+        # One arrow per trade of the period, each between the patches of its two ends.
+        trades = clash.trades[clash.trades["period"] == period]
+        ends = [
+            (f"{sk}:{s}", f"{bk}:{b}")
+            for s, sk, b, bk in zip(
+                trades["seller"],
+                trades["seller_kind"],
+                trades["buyer"],
+                trades["buyer_kind"],
+                strict=True,
+            )
+        ]
+        arrows = _by_gid(fig, "trade:")
+        assert len(arrows) == len(trades) == (4 if period == 0 else 3)
+        assert set(arrows) == {f"{a}->{b}" for a, b in ends}
+        for a, b in ends:
+            assert arrows[f"{a}->{b}"].patchA is nodes[a]
+            assert arrows[f"{a}->{b}"].patchB is nodes[b]
+        # The manager sells to both peers whose names look like it.
+        assert {"manager:C3->peer:C3", "manager:C3->peer:manager:C3"} <= set(arrows)
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert texts.count("M") == 1 and texts.count("manager:C3") == 1
+        figure_png(fig, dpi=40)
 
 
 def test_trade_network_of_a_period_of_the_day(day: ClearingResult) -> None:
@@ -311,6 +384,72 @@ def test_one_period_prices_are_bars(five_community: ClearingResult) -> None:
     bars = [p for p in fig.axes[0].patches if p.get_gid() == "prices"]
     assert len(bars) == len(five_community.prices) == 6
     assert fig.axes[0].get_xlabel() == "price (USD/kWh)"
+    # Communities in the order of their first member, each member then the manager.
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["grid (C1)", "P2 (C3)", "P4 (C3)", "P5 (C3)", "manager C3", "P3 (C2)"]
+
+
+def _price_of(result: ClearingResult, kind: str, node: str) -> np.ndarray:
+    p = result.prices
+    rows = p[(p["kind"] == kind) & (p["node"] == node)].sort_values("period")
+    return rows["price_per_kwh"].to_numpy(float)
+
+
+def test_prices_keep_a_peer_and_a_manager_of_one_name_apart_and_draw_nan(
+    clash: ClearingResult,
+) -> None:
+    # The grid can never buy: no buying price in any period.
+    assert np.isnan(_price_of(clash, "peer", "grid")).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = price_figure(clash)
+        figure_png(fig, dpi=40)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [
+        "grid (C1)",
+        "C3 (C3)",
+        "manager:C3 (C3)",
+        "P5 (C3)",
+        "manager C3",
+        "P3 (C2)",
+    ]
+    mesh = next(a for a in fig.findobj(QuadMesh) if a.get_gid() == "prices")
+    values = np.ma.getdata(mesh.get_array()).reshape(6, 3)
+    masked = np.ma.getmaskarray(mesh.get_array()).reshape(6, 3)  # drawn in the "bad" colour
+    assert np.isnan(values[0]).all() and masked[0].all() and masked.sum() == 3
+    order = [("peer", "C3"), ("peer", "manager:C3"), ("peer", "P5"), ("manager", "C3")]
+    order.append(("peer", "P3"))
+    for row, (kind, node) in enumerate(order, start=1):
+        np.testing.assert_allclose(values[row], _price_of(clash, kind, node))
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert cells[:3] == ["n/a"] * 3 and cells.count("n/a") == 3
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["n/a: no price (never buys)"]
+
+
+def test_one_period_prices_draw_a_node_without_price(five_community: ClearingResult) -> None:
+    assert np.isnan(_price_of(five_community, "peer", "grid")).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = price_figure(five_community)
+        figure_png(fig, dpi=40)
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches if p.get_gid() == "prices"]
+    assert widths[0] == 0.0 and all(np.isfinite(widths))
+    assert widths[4] == pytest.approx(_price_of(five_community, "manager", "C3")[0])
+    assert widths[1] == pytest.approx(_price_of(five_community, "peer", "P2")[0])
+    labels = [t.get_text() for t in ax.texts]  # the bars' labels, in row order
+    assert labels[0] == "n/a" and labels.count("n/a") == 1
+
+
+def test_report_tables_keep_a_peer_and_a_manager_of_one_name_apart(
+    clash: ClearingResult, tmp_path: Path
+) -> None:
+    # Before nodes had kinds, the price table's pivot by name refused the two `C3`s.
+    page = _parse(write_report(clash, tmp_path))
+    text = "".join(page.text)
+    assert "manager:C3" in text
+    rows = [t for t, _ in page.tags if t == "tr"]
+    assert len(rows) > len(clash.trades) + clash.prices.groupby(["node", "kind"]).ngroups
 
 
 def test_bills_figure_shows_costs_and_savings_per_peer(day: ClearingResult) -> None:
@@ -367,7 +506,7 @@ def test_the_public_surface_is_pinned() -> None:
 def test_reports_use_no_pyplot_and_the_core_imports_no_report() -> None:
     code = (
         "import sys, p2pmarket\n"
-        "import p2pmarket.core.clearing, p2pmarket.core.analysis\n"
+        "import p2pmarket.core.solve.lp, p2pmarket.core.analysis\n"
         "assert not [m for m in sys.modules if m.startswith(('p2pmarket.reports', 'matplotlib'))]\n"
         "import p2pmarket.cli.report_cmd, p2pmarket.reports.tables\n"
         "assert 'matplotlib' not in sys.modules  # the command line starts without it\n"

@@ -6,41 +6,92 @@
 28.456
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
+from p2pmarket.app import Clearings, MarketRun, clear, run_market, settle_result
 from p2pmarket.core.analysis import role_changes, storage_summary
-from p2pmarket.core.clearing import SolverOptions, clear
-from p2pmarket.core.results import ClearingResult, Status, Timings
+from p2pmarket.core.kpis import Kpis, kpis
+from p2pmarket.core.results import ClearingResult, Summary, Timings
 from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.settlement import Settlement, settle
+from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
 from p2pmarket.errors import (
     InfeasibleMarketError,
+    InputError,
+    LedgerError,
+    LedgerIntegrityError,
+    MarketError,
+    MissingExtraError,
+    OptionError,
     P2PMarketError,
     ScenarioError,
     SolverError,
+    TimeLimitError,
+)
+from p2pmarket.runners import InProcess, LocalProcesses, Runner
+from p2pmarket.types import (
+    Algorithm,
+    Design,
+    ModelKind,
+    NodeKind,
+    Objective,
+    PeriodsSolved,
+    Route,
+    Rule,
+    Status,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from p2pmarket import cases
     from p2pmarket.io.scenario_files import dump_scenario, load_scenario
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Algorithm",
+    "CentralisedLP",
+    "Clearing",
     "ClearingResult",
+    "Clearings",
+    "Design",
+    "InProcess",
     "InfeasibleMarketError",
+    "InputError",
+    "Kpis",
+    "LedgerError",
+    "LedgerIntegrityError",
+    "LocalProcesses",
+    "MarketError",
+    "MarketRun",
+    "MissingExtraError",
+    "ModelKind",
+    "NodeKind",
+    "Objective",
+    "OptionError",
     "P2PMarketError",
+    "PeriodsSolved",
+    "Route",
+    "Rule",
+    "Runner",
     "Scenario",
     "ScenarioError",
+    "Settlement",
     "SolverError",
     "SolverOptions",
     "Status",
+    "Summary",
+    "TimeLimitError",
     "Timings",
     "__version__",
     "cases",
     "clear",
     "dump_scenario",
+    "kpis",
     "load_scenario",
     "role_changes",
+    "run_market",
+    "settle",
+    "settle_result",
     "storage_summary",
 ]
 
@@ -52,7 +103,7 @@ _EDGES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """File-reading parts of the API are imported on first use, so that importing the core
     (`p2pmarket.core.*`) never pulls in an edge."""
     if name not in _EDGES:

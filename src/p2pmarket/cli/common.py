@@ -16,10 +16,12 @@ from p2pmarket import cases as builtin_cases
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.errors import (
     InfeasibleMarketError,
+    InputError,
     LedgerError,
     LedgerIntegrityError,
+    MarketError,
+    OptionError,
     P2PMarketError,
-    ScenarioError,
     SolverError,
 )
 from p2pmarket.io.scenario_files import load_scenario
@@ -48,7 +50,7 @@ def errors_to_exit_codes(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ScenarioError as exc:
+        except InputError as exc:
             fail(f"invalid input: {exc}", EXIT_INPUT)
         except LedgerIntegrityError as exc:
             fail(f"ledger does not verify: {exc}", EXIT_MARKET)
@@ -58,6 +60,8 @@ def errors_to_exit_codes(command: F) -> F:
             fail(f"infeasible market: {exc}", EXIT_MARKET)
         except SolverError as exc:
             fail(f"solver: {exc}", EXIT_MARKET)
+        except MarketError as exc:
+            fail(f"market: {exc}", EXIT_MARKET)
         except P2PMarketError as exc:
             fail(str(exc), EXIT_MARKET)
 
@@ -78,7 +82,7 @@ def scenario_source(source: str) -> Scenario:
 
 def choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
     if value is not None and value not in allowed:
-        raise ScenarioError(option, f"{value!r} is not one of {', '.join(allowed)}")
+        raise OptionError(option, f"{value!r} is not one of {', '.join(allowed)}")
     return value
 
 
@@ -87,7 +91,7 @@ def output_dir(out: Path | None) -> Path | None:
     if out is not None:
         for parent in (out, *out.parents):
             if parent.exists() and not parent.is_dir():
-                raise ScenarioError("--out", f"{str(parent)!r} exists and is not a directory")
+                raise OptionError("--out", f"{str(parent)!r} exists and is not a directory")
     return out
 
 

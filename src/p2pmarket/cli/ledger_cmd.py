@@ -9,21 +9,19 @@ file, a record id, a store that cannot be opened). Every error is one line on st
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 
+from p2pmarket.app.record import Recorded
 from p2pmarket.cli.common import errors_to_exit_codes
-from p2pmarket.core.results import ClearingResult
 from p2pmarket.errors import LedgerError, LedgerIntegrityError
+from p2pmarket.io.atomic import atomic_text, write_text_atomic
 from p2pmarket.ledger.blocks import BlockHeader
 from p2pmarket.ledger.keys import generate_keypair, load_private_key, load_public_key
-from p2pmarket.ledger.runs import append_run
 from p2pmarket.ledger.store import (
     LedgerStore,
     StoredBlock,
@@ -32,7 +30,7 @@ from p2pmarket.ledger.store import (
 )
 from p2pmarket.ledger.verify import Reason, RecordProof, prove, verify, verify_proof
 
-__all__ = ["append_from_cli", "check_ledger_options", "ledger_app"]
+__all__ = ["check_ledger_options", "describe_append", "ledger_app"]
 
 
 ledger_app = typer.Typer(
@@ -59,19 +57,12 @@ def check_ledger_options(url: str | None, key: Path | None) -> None:
     load_private_key(key)
 
 
-def append_from_cli(
-    url: str, key: Path, result: ClearingResult, settlement_lines: pd.DataFrame | None = None
-) -> str:
-    """Append a cleared run (and its settlement lines, a table with a `peer` column, when
-    given) to the ledger at `url`, signed with the private key file `key`; return one line
-    saying what was appended. Raises `LedgerError` (bad URL or key, another ledger's key:
-    exit 2) and `LedgerIntegrityError` (a damaged ledger: exit 1)."""
-    with open_store(url, create=True) as store:
-        block = append_run(store, key, result, settlement_lines)
-        where = store.url
+def describe_append(recorded: Recorded) -> str:
+    """One line saying which block was appended where."""
+    block = recorded.block
     return (
         f"ledger: appended block {block.height} ({block.header.record_count} records, "
-        f"hash {block.block_hash[:16]}) to {where}"
+        f"hash {block.block_hash[:16]}) to {recorded.url}"
     )
 
 
@@ -182,10 +173,9 @@ def export(
 ) -> None:
     """Write every block (header, hash, signature, records with their ids) as JSON Lines."""
     with open_store(url) as store:
-        partial = out.with_name(out.name + ".partial")
         count = 0
         try:
-            with partial.open("w", encoding="utf-8") as handle:
+            with atomic_text(out) as handle:
                 for stored in store.blocks():
                     line = {
                         "height": stored.height,
@@ -199,11 +189,8 @@ def export(
                     }
                     handle.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
                     count += 1
-            os.replace(partial, out)
         except OSError as exc:
             raise LedgerError(f"cannot write {out}: {exc.strerror}") from exc
-        finally:
-            partial.unlink(missing_ok=True)
         Console(soft_wrap=True).print(f"wrote {count} blocks to {out}", highlight=False)
 
 
@@ -226,7 +213,7 @@ def prove_command(
     lines = [json.dumps(p.to_dict(), sort_keys=True, ensure_ascii=False) for p in proofs]
     if out is not None:
         try:
-            out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            write_text_atomic(out, "".join(line + "\n" for line in lines))
         except OSError as exc:
             raise LedgerError(f"cannot write {out}: {exc.strerror}") from exc
     for line in lines:

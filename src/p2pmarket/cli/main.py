@@ -6,7 +6,7 @@ Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver 
 
 from __future__ import annotations
 
-import dataclasses
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
+from p2pmarket.app.compare import compare
+from p2pmarket.app.record import record_run
+from p2pmarket.app.run import Clearings, run_market
 from p2pmarket.cli.common import (
     choice,
     errors_to_exit_codes,
@@ -22,7 +25,7 @@ from p2pmarket.cli.common import (
     quiet_solver,
     scenario_source,
 )
-from p2pmarket.cli.ledger_cmd import append_from_cli, check_ledger_options, ledger_app
+from p2pmarket.cli.ledger_cmd import check_ledger_options, describe_append, ledger_app
 from p2pmarket.cli.render import (
     bills_table,
     comparison_tables,
@@ -38,21 +41,23 @@ from p2pmarket.cli.report_cmd import (
     write_comparison_figure,
     write_run_extras,
 )
-from p2pmarket.compare import compare
 from p2pmarket.core.analysis import role_changes, storage_summary
-from p2pmarket.core.clearing import clear
-from p2pmarket.core.kpis import kpis
-from p2pmarket.core.options import ALGORITHMS, SolverOptions
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
-from p2pmarket.core.settlement import RULES, settle
-from p2pmarket.errors import (
-    ScenarioError,
-)
+from p2pmarket.core.settlement import RULES
+from p2pmarket.core.solve import ALGORITHMS, SolverOptions
+from p2pmarket.errors import OptionError
 from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
 from p2pmarket.io.scenario_files import dump_scenario
-from p2pmarket.reports.tables import FORMATS
+from p2pmarket.io.tables import FORMATS
+from p2pmarket.types import Algorithm, Design, Objective, Rule
 
 __all__ = ["app", "main"]
+
+
+def _one_of(kind: type[StrEnum]) -> str:
+    """`a, b or c`: the values of an enum, for --help (choices come from the enums)."""
+    values = [str(v) for v in kind]
+    return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else values[0]
 
 
 app = typer.Typer(
@@ -74,13 +79,9 @@ app.add_typer(ledger_app, name="ledger")
 @errors_to_exit_codes
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario file (YAML/JSON) or built-in case.")],
-    design: Annotated[
-        str | None, typer.Option(help="Market design: p2p, community or hybrid.")
-    ] = None,
-    objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
-    rule: Annotated[
-        str, typer.Option(help="Settlement rule: marginal, pay-as-offer or mid-market.")
-    ] = "marginal",
+    design: Annotated[str | None, typer.Option(help=f"Market design: {_one_of(Design)}.")] = None,
+    objective: Annotated[str | None, typer.Option(help=f"Objective: {_one_of(Objective)}.")] = None,
+    rule: Annotated[str, typer.Option(help=f"Settlement rule: {_one_of(Rule)}.")] = "marginal",
     out: Annotated[
         Path | None,
         typer.Option(help="Write summary.json, dispatch/trades/prices/bills CSV, kpis.json here."),
@@ -101,7 +102,7 @@ def run(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Solver threads.")] = None,
     algorithm: Annotated[
-        str, typer.Option(help="HiGHS algorithm: choose, simplex, ipm or pdlp.")
+        str, typer.Option(help=f"HiGHS algorithm: {_one_of(Algorithm)}.")
     ] = "choose",
     solver_log: Annotated[
         Path | None, typer.Option(help="Write the solver's log to this file.")
@@ -120,9 +121,11 @@ def run(
     check_ledger_options(ledger, key)
     choice(algorithm, ALGORITHMS, "--algorithm")
     if time_limit is not None and time_limit <= 0:
-        raise ScenarioError("--time-limit", f"must be positive, got {time_limit:g}")
+        raise OptionError("--time-limit", f"must be positive, got {time_limit:g}")
+    if threads is not None and threads < 1:
+        raise OptionError("--threads", f"must be at least 1, got {threads}")
     options = SolverOptions(
-        algorithm=algorithm,  # type: ignore[arg-type]  # checked against ALGORITHMS above
+        algorithm=Algorithm(algorithm),
         time_limit_s=time_limit,
         threads=threads,
         log_file=str(solver_log) if solver_log is not None else None,
@@ -130,30 +133,26 @@ def run(
     )
     table_format = choice(table_format, FORMATS, "--format")
     if (with_report or table_format is not None) and out is None:
-        raise ScenarioError("--out", "--report and --format write into --out DIR; give it")
+        raise OptionError("--out", "--report and --format write into --out DIR; give it")
     quiet_solver()
-    result = clear(s, design=design, objective=objective, options=options)
-    settlement = settle(result, rule, options=options)
-    indicators = kpis(result, settlement)
+    market = run_market(s, design, objective, rule, options)
     console = Console()
-    for renderable in run_tables(result):
+    for renderable in run_tables(market.result):
         console.print(renderable)
-    console.print(bills_table(settlement))
+    console.print(bills_table(market.settlement))
     if out is not None:
-        written = write_run(result, out, settlement, indicators)
+        written = write_run(market.result, out, market.settlement, market.kpis)
         written += write_run_extras(
-            result,
+            market.result,
             out,
             report=with_report,
             table_format=table_format,
-            bills=settlement.bills,
-            kpis=indicators,
+            bills=market.settlement.bills,
+            kpis=market.kpis.to_dict(),
         )
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
     if ledger is not None and key is not None:
-        # The block records the settled trades (with their prices) and each peer's bill.
-        settled = dataclasses.replace(result, trades=settlement.priced_trades())
-        console.print(append_from_cli(ledger, key, settled, settlement.bills), soft_wrap=True)
+        console.print(describe_append(record_run(market, ledger, key)), soft_wrap=True)
 
 
 @app.command(name="compare")
@@ -169,7 +168,7 @@ def compare_markets(
     rule: Annotated[
         str, typer.Option(help="Comma-separated settlement rules, e.g. marginal,pay-as-offer.")
     ] = "marginal",
-    objective: Annotated[str | None, typer.Option(help="Objective: system-cost or paper.")] = None,
+    objective: Annotated[str | None, typer.Option(help=f"Objective: {_one_of(Objective)}.")] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Write compare.csv, compare_bills.csv and compare.png here."),
@@ -250,7 +249,7 @@ def paper(
     ] = None,
 ) -> None:
     """Reproduce the paper's cases: the paper's figure, ours and the deviation."""
-    from p2pmarket.paper import PAPER_CASES, design_comparison, reproduce
+    from p2pmarket.app.paper import PAPER_CASES, design_comparison, reproduce
 
     out = output_dir(out)
     quiet_solver()
@@ -261,8 +260,9 @@ def paper(
         def step(name: str) -> None:
             progress.update(task, advance=1, description=f"clearing {name}")
 
-        reproduction = reproduce(on_case=step)
-        designs = design_comparison(on_case=step)
+        clearings = Clearings()
+        reproduction = reproduce(on_case=step, clearings=clearings)
+        designs = design_comparison(on_case=step, clearings=clearings)
     console.print(paper_table(reproduction.checks))
     case_three = reproduction.results["seventeen-peer-case-3"]
     console.print(storage_table(storage_summary(case_three), "Case III (17 peers): storage"))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from rich.console import RenderableType
 from rich.table import Table
 
-from p2pmarket.compare import Comparison
+from p2pmarket.app.compare import Comparison
+from p2pmarket.app.paper import PaperCheck
 from p2pmarket.core.analysis import storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.settlement import Settlement
-from p2pmarket.paper import PaperCheck
 
 __all__ = [
     "bills_table",
@@ -56,7 +57,7 @@ def run_tables(result: ClearingResult) -> Sequence[RenderableType]:
             str(peer),
             str(roles.loc[peer]),
             *(f"{v:,.2f}" for v in energy.loc[peer].to_numpy()),
-            f"{float(mean_price.loc[peer]):.4f}",
+            _price(float(mean_price.loc[peer])),
         )
     trades = Table(title=_trade_title(result))
     for column in ("period", "seller", "buyer", "route", "energy kWh", "fee/kWh"):
@@ -239,3 +240,8 @@ def design_table(designs: pd.DataFrame) -> Table:
             f"{row['traded_kwh']:.6g}",
         )
     return table
+
+
+def _price(value: float) -> str:
+    """A price to four decimals; a peer that never buys has none (shown as a dash)."""
+    return "–" if math.isnan(value) else f"{value:.4f}"

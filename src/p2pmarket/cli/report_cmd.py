@@ -20,12 +20,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from p2pmarket.core.clearing import clear
+from p2pmarket.app.clearing import clear
+from p2pmarket.app.paper import Reproduction
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.errors import ScenarioError
 from p2pmarket.io.scenario_files import load_scenario, write_bytes_atomic
-from p2pmarket.paper import Reproduction
 
 __all__ = ["paper_reports", "rebuild_result", "report", "run_settlement", "write_run_extras"]
 
@@ -86,8 +86,8 @@ def report(
     Clears DIR/scenario.yaml again as DIR/summary.json records; shows bills.csv, kpis.json.
     """
     from p2pmarket.cli.common import quiet_solver
+    from p2pmarket.io.tables import FORMATS, result_tables, write_tables
     from p2pmarket.reports.html import write_report
-    from p2pmarket.reports.tables import FORMATS, result_tables, write_tables
 
     if table_format is not None and table_format not in FORMATS:
         raise ScenarioError("--format", f"{table_format!r} is not one of {', '.join(FORMATS)}")
@@ -137,8 +137,8 @@ def write_run_extras(
     """What `run --out DIR` writes besides its own files: with `table_format` (csv or
     parquet), every table of the result (and `bills`) in that format and the manifest
     `tables.json`; with `report`, DIR/report.html (with `bills` and `kpis` when given)."""
+    from p2pmarket.io.tables import result_tables, write_tables
     from p2pmarket.reports.html import write_report
-    from p2pmarket.reports.tables import result_tables, write_tables
 
     written: list[Path] = []
     if table_format is not None:

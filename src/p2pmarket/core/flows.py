@@ -15,44 +15,35 @@ search, and keeps every seller's energy and every fee paid.
 
 from __future__ import annotations
 
-import graphlib
-
 import numpy as np
 import pandas as pd
 
-from p2pmarket.core.network import MANAGER_PREFIX
 from p2pmarket.core.results import ClearingResult
+from p2pmarket.types import NodeKind
 
-__all__ = ["BILATERAL_COLUMNS", "bilateral_trades", "route_through"]
+__all__ = ["BILATERAL_COLUMNS", "bilateral_trades"]
 
 BILATERAL_COLUMNS = ("period", "seller", "buyer", "energy_kwh", "fee", "via_manager")
 """`fee` is the currency paid in fees on the way from seller to buyer (all links)."""
 
 
 def bilateral_trades(result: ClearingResult) -> pd.DataFrame:
-    """Trades between peers, manager nodes resolved; one row per period, seller and buyer."""
-    return route_through(result.trades, MANAGER_PREFIX)
+    """Trades between peers, manager nodes resolved; one row per period, seller and buyer.
 
-
-def route_through(trades: pd.DataFrame, prefix: str, in_order: bool = False) -> pd.DataFrame:
-    """Resolve pass-through nodes (names starting with `prefix`) in a table of link flows
-    (`period, seller, buyer, energy_kwh, fee`) into trades between the other nodes.
-
-    By default by proportional sharing (unique; its output grows with sellers x buyers of a
-    node). With `in_order=True`, for large acyclic networks of hubs, each node hands on what
-    it received in order, seller by seller, filling its outflows in order (the north-west
-    corner rule): at most inflows + outflows pieces per node, so the output grows with the
-    links. Both keep every seller's energy and every fee, and both are optimal decompositions.
-    """
-    if in_order:
-        return _in_order(trades, prefix)
-    is_manager_seller = trades["seller"].str.startswith(prefix)
-    is_manager_buyer = trades["buyer"].str.startswith(prefix)
-    direct = trades[~is_manager_seller & ~is_manager_buyer]
-    parts = [_direct(direct).assign(via_manager=False)]
-    routed = trades[is_manager_seller | is_manager_buyer]
+    Pass-through nodes are those whose `seller_kind` / `buyer_kind` is not `peer`; names are
+    never looked at for that (a peer may be called `manager:C1`)."""
+    trades = result.trades
+    via_seller = (trades["seller_kind"] != NodeKind.PEER).to_numpy()
+    via_buyer = (trades["buyer_kind"] != NodeKind.PEER).to_numpy()
+    direct = trades[~via_seller & ~via_buyer]
+    parts = [
+        direct[["period", "seller", "buyer", "energy_kwh", "fee"]]
+        .reset_index(drop=True)
+        .assign(via_manager=False)
+    ]
+    routed = trades[via_seller | via_buyer]
     for period, flows in routed.groupby("period", sort=True):
-        parts.append(_through_managers(int(str(period)), flows, prefix))
+        parts.append(_through_managers(int(str(period)), flows))
     out = pd.concat(parts, ignore_index=True)
     out = out[out["energy_kwh"] > 0]
     return (
@@ -65,137 +56,20 @@ def route_through(trades: pd.DataFrame, prefix: str, in_order: bool = False) -> 
     )
 
 
-def _direct(trades: pd.DataFrame) -> pd.DataFrame:
-    """The trades between peers, as they are."""
-    return trades[["period", "seller", "buyer", "energy_kwh", "fee"]].reset_index(drop=True)
-
-
-def _in_order(trades: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """North-west corner decomposition through an acyclic network of pass-through nodes.
-
-    Hubs are taken level by level (a level's hubs receive only from peers and from earlier
-    levels); each level is matched for every hub and period at once (`_match`).
-    """
-    hub_seller = trades["seller"].str.startswith(prefix).to_numpy()
-    hub_buyer = trades["buyer"].str.startswith(prefix).to_numpy()
-    direct = trades[~hub_seller & ~hub_buyer]
-    done = [_direct(direct)]
-    between = trades[hub_seller & hub_buyer]
-    before = {str(h): set(g["seller"]) for h, g in between.groupby("buyer")}
-    level: dict[str, int] = {}
-    for hub in graphlib.TopologicalSorter(before).static_order():
-        level[hub] = 1 + max((level[h] for h in before.get(hub, ())), default=-1)
-    hubs = pd.Index(
-        sorted(set(trades.loc[hub_seller, "seller"]) | set(trades.loc[hub_buyer, "buyer"]))
-    )
-    depth = np.array([level.get(h, 0) for h in hubs])
-    into = trades[~hub_seller & hub_buyer]
-    parcels = pd.DataFrame(
-        {
-            "period": into["period"].to_numpy(),
-            "hub": hubs.get_indexer(pd.Index(into["buyer"])),
-            "origin": into["seller"].to_numpy(),
-            "energy_kwh": into["energy_kwh"].to_numpy(),
-            "fee": into["fee"].to_numpy(),
-        }
-    )
-    out_of = trades[hub_seller]
-    outflows = pd.DataFrame(
-        {
-            "period": out_of["period"].to_numpy(),
-            "hub": hubs.get_indexer(pd.Index(out_of["seller"])),
-            "buyer": out_of["buyer"].to_numpy(),
-            "energy_kwh": out_of["energy_kwh"].to_numpy(),
-            "fee": out_of["fee"].to_numpy(),
-        }
-    )
-    for d in range(int(depth.max(initial=-1)) + 1):
-        at_level = depth[parcels["hub"].to_numpy()] == d
-        matched = _match(
-            parcels[at_level], outflows[depth[outflows["hub"].to_numpy()] == d], len(hubs)
-        )
-        parcels = parcels[~at_level]
-        onward = matched["buyer"].str.startswith(prefix).to_numpy()
-        later = matched[onward]
-        parcels = pd.concat(
-            [
-                parcels,
-                pd.DataFrame(
-                    {
-                        "period": later["period"].to_numpy(),
-                        "hub": hubs.get_indexer(pd.Index(later["buyer"])),
-                        "origin": later["origin"].to_numpy(),
-                        "energy_kwh": later["energy_kwh"].to_numpy(),
-                        "fee": later["fee"].to_numpy(),
-                    }
-                ),
-            ],
-            ignore_index=True,
-        )
-        done.append(matched[~onward].rename(columns={"origin": "seller"}))
-    out = pd.concat(done, ignore_index=True)
-    out = out[out["energy_kwh"] > 1e-9]
-    return out.groupby(["period", "seller", "buyer"], as_index=False)[["energy_kwh", "fee"]].sum()
-
-
-def _match(parcels: pd.DataFrame, outflows: pd.DataFrame, n_hubs: int) -> pd.DataFrame:
-    """Match the parcels that entered each (period, hub) to its outflows in order.
-
-    Both sides are sorted by (period, hub); each hub's outflows are scaled to sum exactly to
-    what entered it (they differ by rounding only), so one global cumulative sum on each side
-    puts every hub's parcels and outflows on the same stretch of a line, and one sorted merge
-    of the two sets of cut points gives every piece: at most parcels + outflows pieces.
-    """
-    columns = ["period", "origin", "buyer", "energy_kwh", "fee"]
-    if parcels.empty or outflows.empty:
-        return pd.DataFrame({c: [] for c in columns})
-    key_in = parcels["period"].to_numpy() * n_hubs + parcels["hub"].to_numpy()
-    key_out = outflows["period"].to_numpy() * n_hubs + outflows["hub"].to_numpy()
-    a = np.argsort(key_in, kind="stable")
-    b = np.argsort(key_out, kind="stable")
-    key_in, key_out = key_in[a], key_out[b]
-    supply = parcels["energy_kwh"].to_numpy()[a]
-    demand = outflows["energy_kwh"].to_numpy()[b]
-    size = int(max(key_in.max(), key_out.max())) + 1
-    entered = np.bincount(key_in, weights=supply, minlength=size)
-    leaving = np.bincount(key_out, weights=demand, minlength=size)
-    scale = np.divide(entered, leaving, out=np.zeros(size), where=leaving > 0)
-    cut_in = np.cumsum(supply)
-    cut_out = np.cumsum(demand * scale[key_out])
-    cuts = np.unique(np.concatenate([cut_in, cut_out]))
-    lo = np.concatenate([[0.0], cuts[:-1]])
-    middle = (lo + cuts) / 2
-    i = np.minimum(np.searchsorted(cut_in, middle), supply.size - 1)
-    j = np.minimum(np.searchsorted(cut_out, middle), demand.size - 1)
-    keep = key_in[i] == key_out[j]  # drops rounding slivers across hub boundaries
-    i, j = i[keep], j[keep]
-    energy = (cuts - lo)[keep]
-    fee_in = parcels["fee"].to_numpy()[a] / np.where(supply > 0, supply, 1.0)
-    fee_out = outflows["fee"].to_numpy()[b] / np.where(demand > 0, demand, 1.0)
-    return pd.DataFrame(
-        {
-            "period": key_in[i] // n_hubs,
-            "origin": parcels["origin"].to_numpy()[a][i],
-            "buyer": outflows["buyer"].to_numpy()[b][j],
-            "energy_kwh": energy,
-            "fee": energy * (fee_in[i] + fee_out[j]),
-        }
-    )
-
-
-def _through_managers(period: int, flows: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """Proportional sharing of the flows through the pass-through nodes in one period."""
+def _through_managers(period: int, flows: pd.DataFrame) -> pd.DataFrame:
+    """Proportional sharing of the flows through the pass-through nodes in one period.
+    Managers are keyed by name among managers, sellers by name among peers: the two sets of
+    names may overlap."""
+    via_seller = flows["seller_kind"] != NodeKind.PEER
+    via_buyer = flows["buyer_kind"] != NodeKind.PEER
     managers = pd.Index(
-        sorted(
-            set(flows.loc[flows["seller"].str.startswith(prefix), "seller"])
-            | set(flows.loc[flows["buyer"].str.startswith(prefix), "buyer"])
-        )
+        sorted(set(flows.loc[via_seller, "seller"]) | set(flows.loc[via_buyer, "buyer"]))
     )
-    into = flows[flows["buyer"].str.startswith(prefix)]
-    out_of = flows[flows["seller"].str.startswith(prefix)]
-    from_peer = into[~into["seller"].str.startswith(prefix)]
-    between = into[into["seller"].str.startswith(prefix)]
-    to_peer = out_of[~out_of["buyer"].str.startswith(prefix)]
+    into = flows[via_buyer]
+    out_of = flows[via_seller]
+    from_peer = into[~via_seller[via_buyer]]
+    between = into[via_seller[via_buyer]]
+    to_peer = out_of[~via_buyer[via_seller]]
 
     origins = pd.Index(sorted(set(from_peer["seller"])))
     k, o = len(managers), len(origins)

@@ -21,6 +21,7 @@ balance and are left out of the shares):
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,9 @@ import pandas as pd
 
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.settlement import Settlement
+from p2pmarket.types import Objective, Rule
 
-__all__ = ["community_shares", "gini", "jain_index", "kpis", "traded_volume"]
+__all__ = ["Kpis", "community_shares", "gini", "jain_index", "kpis", "traded_volume"]
 
 
 def jain_index(values: np.ndarray) -> float:
@@ -51,11 +53,11 @@ def gini(values: np.ndarray) -> float:
 def traded_volume(result: ClearingResult, settlement: Settlement) -> dict[str, float]:
     """Bilateral energy traded inside communities, between them and with the grid (kWh)."""
     t = settlement.trades
-    owner = result.scenario.community_of()
-    grids = {p.id for p in result.scenario.peers if p.role == "grid"}
+    owner = _groups(result)
+    grids = set(result.scenario.grid_ids)
     with_grid = t["seller"].isin(grids) | t["buyer"].isin(grids)
-    seller_c = t["seller"].map(lambda p: owner[p] or f"alone:{p}")
-    buyer_c = t["buyer"].map(lambda p: owner[p] or f"alone:{p}")
+    seller_c = t["seller"].map(owner)
+    buyer_c = t["buyer"].map(owner)
     inside = ~with_grid & (seller_c == buyer_c)
     energy = t["energy_kwh"]
     return {
@@ -70,11 +72,11 @@ def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataF
     """Self-sufficiency and self-consumption per community and for the whole market."""
     s = result.scenario
     dt = s.period_hours
-    owner = s.community_of()
-    grids = {p.id for p in s.peers if p.role == "grid"}
+    owner = _groups(result)
+    grids = set(s.grid_ids)
     d = result.dispatch
     members = d[~d["peer"].isin(grids)]
-    group = members["peer"].map(lambda p: owner[p] or p)
+    group = members["peer"].map(owner)
     demand = (
         ((members["load_kw"] + members["flexible_load_kw"] + members["charge_kw"]) * dt)
         .groupby(group)
@@ -83,8 +85,10 @@ def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataF
     supply = ((members["generation_kw"] + members["discharge_kw"]) * dt).groupby(group).sum()
     t = settlement.trades
 
+    outside = ("grid", "")
+
     def community(peer: pd.Series) -> pd.Series:
-        return peer.map(lambda p: "grid" if p in grids else owner[p] or p)
+        return peer.map(lambda p: outside if p in grids else owner[p])
 
     seller_c, buyer_c = community(t["seller"]), community(t["buyer"])
     crossing = seller_c != buyer_c
@@ -95,7 +99,7 @@ def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataF
     for name in names:
         rows.append(
             _shares(
-                name,
+                name[1],
                 demand.get(name, 0.0),
                 supply.get(name, 0.0),
                 bought_outside.get(name, 0.0),
@@ -106,6 +110,13 @@ def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataF
     to_grid = t.loc[t["buyer"].isin(grids) & ~t["seller"].isin(grids), "energy_kwh"].sum()
     rows.append(_shares("market", demand.sum(), supply.sum(), from_grid, to_grid))
     return pd.DataFrame(rows)
+
+
+def _groups(result: ClearingResult) -> dict[str, tuple[str, str]]:
+    """Peer id -> its community as a key that no id can collide with: ("community", id) for a
+    listed community, ("alone", peer id) for a peer listed in none."""
+    owner = result.scenario.community_of()
+    return {p: ("community", c) if c is not None else ("alone", p) for p, c in owner.items()}
 
 
 def _shares(name: str, demand: float, supply: float, bought: float, sold: float) -> dict[str, Any]:
@@ -121,8 +132,38 @@ def _shares(name: str, demand: float, supply: float, bought: float, sold: float)
     }
 
 
-def kpis(result: ClearingResult, settlement: Settlement) -> dict[str, Any]:
-    """The market's KPIs as plain values (what `kpis.json` holds)."""
+@dataclass(frozen=True)
+class Kpis:
+    """The market's KPIs (module docstring for the definitions); `to_dict()` is what
+    `kpis.json` holds (NaN as null)."""
+
+    rule: Rule
+    currency: str
+    objective: float
+    objective_kind: Objective
+    total_cost: float
+    social_welfare: float
+    fees_collected: float
+    fee_collector: str
+    traded_kwh: dict[str, float]
+    """`inside`, `between`, `with_grid` and `total`."""
+    grid_import_kwh: float
+    grid_export_kwh: float
+    self_sufficiency: float | None
+    self_consumption: float | None
+    communities: dict[str, dict[str, float | None]] = field(repr=False)
+    savings_total: float
+    savings_jain_index: float | None
+    savings_gini: float | None
+    baseline_note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, in field order (enums as their text)."""
+        return {k: str(v) if isinstance(v, str) else v for k, v in asdict(self).items()}
+
+
+def kpis(result: ClearingResult, settlement: Settlement) -> Kpis:
+    """The market's KPIs: a pure function of a cleared result and its settlement."""
     lines = settlement.lines
     total_cost = float(
         lines["generation_cost"].sum()
@@ -132,37 +173,36 @@ def kpis(result: ClearingResult, settlement: Settlement) -> dict[str, Any]:
     )
     volume = traded_volume(result, settlement)
     shares = community_shares(result, settlement)
-    market = shares[shares["community"] == "market"].iloc[0]
-    grids = {p.id for p in result.scenario.peers if p.role == "grid"}
+    market = shares.iloc[-1]  # the market's own row comes last
+    grids = set(result.scenario.grid_ids)
     bills = settlement.bills[~settlement.bills["peer"].isin(grids)]
     savings = bills["savings"].to_numpy()
-    return {
-        "rule": settlement.rule,
-        "currency": settlement.currency,
-        "objective": result.objective,
-        "objective_kind": result.objective_kind,
-        "total_cost": total_cost,
-        "social_welfare": -total_cost,
-        "fees_collected": settlement.fees_collected,
-        "fee_collector": settlement.fee_collector,
-        "traded_kwh": volume,
-        "grid_import_kwh": float(market["bought_outside_kwh"]),
-        "grid_export_kwh": float(market["sold_outside_kwh"]),
-        "self_sufficiency": _plain(market["self_sufficiency"]),
-        "self_consumption": _plain(market["self_consumption"]),
-        "communities": {
+    return Kpis(
+        rule=settlement.rule,
+        currency=settlement.currency,
+        objective=result.objective,
+        objective_kind=result.objective_kind,
+        total_cost=total_cost,
+        social_welfare=-total_cost,
+        fees_collected=settlement.fees_collected,
+        fee_collector=settlement.fee_collector,
+        traded_kwh=volume,
+        grid_import_kwh=float(market["bought_outside_kwh"]),
+        grid_export_kwh=float(market["sold_outside_kwh"]),
+        self_sufficiency=_plain(market["self_sufficiency"]),
+        self_consumption=_plain(market["self_consumption"]),
+        communities={
             row["community"]: {
                 "self_sufficiency": _plain(row["self_sufficiency"]),
                 "self_consumption": _plain(row["self_consumption"]),
             }
-            for row in shares.to_dict("records")
-            if row["community"] != "market"
+            for row in shares.iloc[:-1].to_dict("records")
         },
-        "savings_total": float(np.nansum(savings)),
-        "savings_jain_index": _plain(jain_index(savings)),
-        "savings_gini": _plain(gini(savings)),
-        "baseline_note": settlement.baseline_note,
-    }
+        savings_total=float(np.nansum(savings)),
+        savings_jain_index=_plain(jain_index(savings)),
+        savings_gini=_plain(gini(savings)),
+        baseline_note=settlement.baseline_note,
+    )
 
 
 def _plain(value: float) -> float | None:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.scenario import Scenario
+from p2pmarket.types import Design, ModelKind, Objective, PeriodsSolved, Status
 
-__all__ = ["DISPATCH_COLUMNS", "TRADE_COLUMNS", "ClearingResult", "Status", "Timings"]
-
-
-class Status(StrEnum):
-    """Outcome of a clearing; only `optimal` results are ever returned by `clear()`."""
-
-    OPTIMAL = "optimal"
+__all__ = [
+    "DISPATCH_COLUMNS",
+    "PRICE_COLUMNS",
+    "TRADE_COLUMNS",
+    "ClearingResult",
+    "Status",
+    "Summary",
+    "Timings",
+]
 
 
 DISPATCH_COLUMNS = (
@@ -43,14 +45,24 @@ DISPATCH_COLUMNS = (
 TRADE_COLUMNS = (
     "period",
     "seller",
+    "seller_kind",
     "buyer",
+    "buyer_kind",
     "route",
     "power_kw",
     "energy_kwh",
     "fee_per_kwh",
     "fee",
 )
-"""Columns of `ClearingResult.trades`: one row per trade with positive energy and period."""
+"""Columns of `ClearingResult.trades`: one row per trade with positive energy and period.
+`seller_kind` and `buyer_kind` are `NodeKind` values (`peer`, `manager`): a manager is named by
+its community's id, and only the kind tells it from a peer of the same name."""
+
+PRICE_COLUMNS = ("period", "node", "kind", "price_per_kwh", "sell_price_per_kwh")
+"""Columns of `ClearingResult.prices`: one row per node (peers, then managers) and period.
+`price_per_kwh` is the cost of serving one more kWh at the node (the balance dual), empty
+(NaN) for a peer that can never buy; `sell_price_per_kwh` what one more kWh sold from there
+is worth (balance dual less the no-resale dual)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,8 @@ class ClearingResult:
     """
 
     scenario: Scenario
-    design: str
-    objective_kind: str
+    design: Design
+    objective_kind: Objective
     status: Status
     termination: str
     objective: float
@@ -101,36 +113,70 @@ class ClearingResult:
     n_variables: int
     n_constraints: int
     timings: Timings
-    model: str = "explicit"
+    model: ModelKind = ModelKind.EXPLICIT
     """`explicit` (a variable per allowed link) or `hubs` (the exact reduced p2p model)."""
-    periods_solved: str = "together"
+    periods_solved: PeriodsSolved = PeriodsSolved.TOGETHER
     """`together` (one LP for the horizon) or `one by one` (no storage couples them)."""
+    method: str = "centralised-lp"
+    """The clearing method (`p2pmarket.core.solve.Clearing`) that produced the result."""
 
-    def summary(self) -> dict[str, object]:
-        """The headline figures as plain values (what `summary.json` holds)."""
+    def summary(self) -> Summary:
+        """The headline figures (`Summary.to_dict()` is what `summary.json` holds)."""
         d = self.dispatch
         hours = self.scenario.period_hours
-        return {
-            "scenario": self.scenario.name,
-            "status": self.status.value,
-            "termination": self.termination,
-            "design": self.design,
-            "objective": self.objective,
-            "objective_kind": self.objective_kind,
-            "currency": self.scenario.currency,
-            "periods": self.scenario.periods,
-            "period_hours": hours,
-            "peers": len(self.scenario.peers),
-            "trades": len(self.trades),
-            "traded_energy_kwh": float(self.trades["energy_kwh"].sum()),
-            "generation_kwh": float(d["generation_kw"].sum() * hours),
-            "load_kwh": float((d["load_kw"] + d["flexible_load_kw"]).sum() * hours),
-            "variables": self.n_variables,
-            "constraints": self.n_constraints,
-            "model": self.model,
-            "periods_solved": self.periods_solved,
-            "build_seconds": self.timings.build_seconds,
-            "solve_seconds": self.timings.solve_seconds,
-            "solver_seconds": self.timings.solver_seconds,
-            "extract_seconds": self.timings.extract_seconds,
-        }
+        return Summary(
+            scenario=self.scenario.name,
+            status=self.status,
+            termination=self.termination,
+            design=self.design,
+            objective=self.objective,
+            objective_kind=self.objective_kind,
+            currency=self.scenario.currency,
+            periods=self.scenario.periods,
+            period_hours=hours,
+            peers=len(self.scenario.peers),
+            trades=len(self.trades),
+            traded_energy_kwh=float(self.trades["energy_kwh"].sum()),
+            generation_kwh=float(d["generation_kw"].sum() * hours),
+            load_kwh=float((d["load_kw"] + d["flexible_load_kw"]).sum() * hours),
+            variables=self.n_variables,
+            constraints=self.n_constraints,
+            model=self.model,
+            periods_solved=self.periods_solved,
+            build_seconds=self.timings.build_seconds,
+            solve_seconds=self.timings.solve_seconds,
+            solver_seconds=self.timings.solver_seconds,
+            extract_seconds=self.timings.extract_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The headline figures of a clearing; `to_dict()` gives plain JSON values."""
+
+    scenario: str
+    status: Status
+    termination: str
+    design: Design
+    objective: float
+    objective_kind: Objective
+    currency: str
+    periods: int
+    period_hours: float
+    peers: int
+    trades: int
+    traded_energy_kwh: float
+    generation_kwh: float
+    load_kwh: float
+    variables: int
+    constraints: int
+    model: ModelKind
+    periods_solved: PeriodsSolved
+    build_seconds: float
+    solve_seconds: float
+    solver_seconds: float
+    extract_seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values (enums as their text), in field order: what `summary.json` holds."""
+        return {k: str(v) if isinstance(v, str) else v for k, v in asdict(self).items()}

@@ -1,4 +1,5 @@
-"""Edges that read and write files: scenario files and result tables."""
+"""Every file format in one home: scenario files (`scenario_files`), result tables as CSV or
+Parquet (`tables`), the files of a run (`results`), and the one atomic writer (`atomic`)."""
 
 from p2pmarket.io.scenario_files import dump_scenario, load_scenario, read_scenario_dict
 

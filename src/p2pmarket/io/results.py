@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from p2pmarket.app.paper import PaperCheck
+from p2pmarket.core.kpis import Kpis
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.settlement import Settlement
-from p2pmarket.io.scenario_files import scenario_yaml, write_text_atomic
-from p2pmarket.paper import PaperCheck
+from p2pmarket.io.atomic import write_text_atomic
+from p2pmarket.io.scenario_files import scenario_yaml
 
 __all__ = ["write_comparison", "write_paper_tables", "write_run"]
 
@@ -25,14 +26,14 @@ def write_run(
     result: ClearingResult,
     out: Path,
     settlement: Settlement | None = None,
-    kpis: dict[str, Any] | None = None,
+    kpis: Kpis | None = None,
 ) -> list[Path]:
     """`scenario.yaml` (the scenario as cleared, series inline), `summary.json`,
     `dispatch.csv`, `trades.csv`, `prices.csv`, and with a settlement `bills.csv`,
     `settlement.csv` (bilateral trades with their prices) and `kpis.json`, in `out`."""
     texts = {
         "scenario.yaml": scenario_yaml(result.scenario),
-        "summary.json": json.dumps(result.summary(), indent=2) + "\n",
+        "summary.json": json.dumps(result.summary().to_dict(), indent=2) + "\n",
         "dispatch.csv": result.dispatch.to_csv(index=False),
         "trades.csv": result.trades.to_csv(index=False),
         "prices.csv": result.prices.to_csv(index=False),
@@ -41,7 +42,7 @@ def write_run(
         texts["bills.csv"] = settlement.bills.to_csv(index=False)
         texts["settlement.csv"] = settlement.trades.to_csv(index=False)
     if kpis is not None:
-        texts["kpis.json"] = json.dumps(kpis, indent=2) + "\n"
+        texts["kpis.json"] = json.dumps(kpis.to_dict(), indent=2) + "\n"
     return _write_all(texts, out)
 
 

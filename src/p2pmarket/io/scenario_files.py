@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.errors import ScenarioError
+from p2pmarket.io.atomic import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "dump_scenario",
@@ -62,26 +62,6 @@ def dump_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> None:
 def scenario_yaml(scenario: Scenario) -> str:
     """The scenario as YAML text in the file format, series inline."""
     return yaml.safe_dump(scenario.to_dict(), sort_keys=False, default_flow_style=None, width=100)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` through a temporary file and a rename: all or nothing."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename: all or nothing. The file
-    is readable by everyone, like any output file (the temporary file starts private)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _parse(text: str, file: Path) -> Any:

@@ -195,19 +195,22 @@ def append_run(
     result: ClearingResult,
     settlement_lines: pd.DataFrame | None = None,
     *,
+    trades: pd.DataFrame | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Block:
-    """Append a cleared run (its trades, and settlement lines when given) as one block signed
-    with the private key in `private_key_path`; return the block."""
+    """Append a cleared run as one block signed with the private key in `private_key_path`;
+    return the block. The block records `trades` (default: the result's own trades; a
+    settlement's `priced_trades()` adds each trade's energy price) and, when given, the
+    settlement lines (one per peer, e.g. the bills)."""
     key = load_private_key(Path(private_key_path))
-    records = trade_records(result.trades)
+    records = trade_records(result.trades if trades is None else trades)
     if settlement_lines is not None:
         records += settlement_records(settlement_lines)
     scenario = result.scenario
     run = {
         "scenario": scenario.name,
-        "design": result.design,
-        "objective_kind": result.objective_kind,
+        "design": str(result.design),
+        "objective_kind": str(result.objective_kind),
         "objective": quantize(result.objective),
         "currency": scenario.currency,
         "periods": scenario.periods,

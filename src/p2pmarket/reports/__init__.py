@@ -17,6 +17,15 @@ are imported on first use: `p2pmarket.reports.tables` alone does not load matplo
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2pmarket.io.tables import (
+        FORMATS,
+        peer_totals,
+        read_table,
+        read_tables,
+        result_tables,
+        write_table,
+        write_tables,
+    )
     from p2pmarket.reports.figures import (
         BILL_COLUMNS,
         bills_figure,
@@ -36,15 +45,6 @@ if TYPE_CHECKING:
     )
     from p2pmarket.reports.network import busiest_period, network_layout, trade_network_figure
     from p2pmarket.reports.style import PALETTE, PeerStyle, figure_png, peer_colours, peer_styles
-    from p2pmarket.reports.tables import (
-        FORMATS,
-        peer_totals,
-        read_table,
-        read_tables,
-        result_tables,
-        write_table,
-        write_tables,
-    )
 
 __all__ = [
     "BILL_COLUMNS",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -25,12 +26,16 @@ from p2pmarket.reports.network import trade_network_figure
 from p2pmarket.reports.style import (
     BUY_COLOUR,
     SELL_COLOUR,
+    Node,
     PeerStyle,
+    as_node,
     community_groups,
     new_figure,
+    node_label,
     peer_styles,
     with_community,
 )
+from p2pmarket.types import NodeKind
 
 __all__ = [
     "BILL_COLUMNS",
@@ -47,6 +52,8 @@ BILL_COLUMNS = ("peer", "cost_baseline", "cost_market", "savings")
 """Columns a bills table must have for `bills_figure` (costs in the scenario's currency)."""
 _EPS = 1e-6
 _WIDTH = 10.0
+_MANAGER_COLOUR = "#BBBBBB"
+_NO_PRICE_COLOUR = "#E4E4E4"
 
 
 def standard_figures(
@@ -461,15 +468,32 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
     return fig
 
 
-def _price_rows(result: ClearingResult) -> list[str]:
+def _price_rows(result: ClearingResult) -> list[Node]:
     """Price nodes grouped by community: its members, then its manager."""
-    nodes = set(result.prices["node"])
-    rows: list[str] = []
+    prices = result.prices
+    nodes = {as_node(k, n) for k, n in zip(prices["kind"], prices["node"], strict=True)}
+    rows: list[Node] = []
     for community, members in community_groups(result.scenario):
-        rows += members
-        if community is not None and f"manager:{community}" in nodes:
-            rows.append(f"manager:{community}")
+        rows += [(NodeKind.PEER, peer) for peer in members]
+        if community is not None and (NodeKind.MANAGER, community) in nodes:
+            rows.append((NodeKind.MANAGER, community))
     return rows + sorted(nodes - set(rows))
+
+
+def _price_table(result: ClearingResult, rows: Sequence[Node]) -> npt.NDArray[np.float64]:
+    """Node x period buying prices, NaN where a node has none (a peer that can never buy)."""
+    index = {node: i for i, node in enumerate(rows)}
+    table = np.full((len(rows), result.scenario.periods), np.nan)
+    p = result.prices
+    for kind, name, period, price in zip(
+        p["kind"], p["node"], p["period"], p["price_per_kwh"].to_numpy(float), strict=True
+    ):
+        table[index[as_node(kind, name)], int(period)] = price
+    return table + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _price_text(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4g}"
 
 
 def price_figure(result: ClearingResult) -> Figure:
@@ -477,27 +501,39 @@ def price_figure(result: ClearingResult) -> Figure:
 
     A heat map, nodes grouped by community (members, then the manager), one column per
     period; values written in the cells when there are few periods. With one period:
-    one horizontal bar per node in the peer's colour (managers grey).
+    one horizontal bar per node in the peer's colour (managers grey). A node without a
+    buying price in a period (a peer that can never buy) is a light grey cell, or a bar
+    labelled `n/a`.
     """
     currency = result.scenario.currency
     rows = _price_rows(result)
-    table = result.prices.pivot(index="node", columns="period", values="price_per_kwh")
-    table = table.reindex(index=rows)
+    values = _price_table(result, rows)
     owner = result.scenario.community_of()
-    labels = [
-        r.replace("manager:", "manager ") if r.startswith("manager:") else with_community(r, owner)
-        for r in rows
-    ]
+    labels = [node_label(node, owner) for node in rows]
     styles = peer_styles(result.scenario)
     fig = new_figure(_WIDTH if result.scenario.periods > 1 else 8.0, 1.6 + 0.3 * len(rows))
     ax = fig.subplots()
     if result.scenario.periods == 1:
-        values = table.iloc[:, 0].to_numpy() + 0.0  # + 0.0 turns -0.0 into 0.0
+        column = values[:, 0]
         y = np.arange(len(rows))
-        colours = [styles[r].colour if r in styles else "#BBBBBB" for r in rows]
-        hatches = [styles[r].hatch if r in styles else "" for r in rows]
-        bars = ax.barh(y, values, color=colours, hatch=hatches, edgecolor="white", gid="prices")
-        ax.bar_label(bars, [f"{v:.4g}" for v in values], padding=3, fontsize=8)
+        peer_rows = [kind == NodeKind.PEER and name in styles for kind, name in rows]
+        colours = [
+            styles[name].colour if is_peer else _MANAGER_COLOUR
+            for (_, name), is_peer in zip(rows, peer_rows, strict=True)
+        ]
+        hatches = [
+            styles[name].hatch if is_peer else ""
+            for (_, name), is_peer in zip(rows, peer_rows, strict=True)
+        ]
+        bars = ax.barh(
+            y,
+            np.nan_to_num(column, nan=0.0),
+            color=colours,
+            hatch=hatches,
+            edgecolor="white",
+            gid="prices",
+        )
+        ax.bar_label(bars, [_price_text(v) for v in column], padding=3, fontsize=8)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.set_xlabel(f"price ({currency}/kWh)")
@@ -506,10 +542,19 @@ def price_figure(result: ClearingResult) -> Figure:
         ax.set_axisbelow(True)
         _title(fig, result, f"Price per peer and manager {_one_period(result)}")
         return fig
-    values = table.to_numpy(dtype=float) + 0.0
     edges = _edges(result)
+    known = values[~np.isnan(values)]
+    low, high = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
+    cmap = colormaps["cividis"].with_extremes(bad=_NO_PRICE_COLOUR)
     mesh = ax.pcolormesh(
-        edges, np.arange(len(rows) + 1), values, cmap="cividis", edgecolors="white", linewidth=0.3
+        edges,
+        np.arange(len(rows) + 1),
+        np.ma.masked_invalid(values),
+        cmap=cmap,
+        vmin=low,
+        vmax=high,
+        edgecolors="white",
+        linewidth=0.3,
     )
     mesh.set_gid("prices")
     ax.set_yticks(np.arange(len(rows)) + 0.5, labels, fontsize=9)
@@ -520,21 +565,26 @@ def price_figure(result: ClearingResult) -> Figure:
     bar = fig.colorbar(mesh, ax=ax, pad=0.01)
     bar.set_label(f"price ({currency}/kWh)")
     if result.scenario.periods <= 8:
-        mid = (np.nanmax(values) + np.nanmin(values)) / 2
+        mid = (low + high) / 2
         for i in range(len(rows)):
             for j in range(result.scenario.periods):
                 v = values[i, j]
                 ax.text(
                     (edges[j] + edges[j + 1]) / 2,
                     i + 0.5,
-                    f"{v:.4g}",
+                    _price_text(v),
                     ha="center",
                     va="center",
                     fontsize=8,
-                    color="black" if v > mid else "white",
+                    color="black" if math.isnan(v) or v > mid else "white",
                 )
+    if known.size < values.size:
+        no_price = Patch(
+            facecolor=_NO_PRICE_COLOUR, edgecolor="#999999", label="n/a: no price (never buys)"
+        )
+        fig.legend(handles=[no_price], loc="outside lower right", frameon=False, fontsize=9)
     # A line between communities.
-    group = [owner.get(r, r.removeprefix("manager:")) for r in rows]
+    group = [name if kind == NodeKind.MANAGER else owner.get(name) for kind, name in rows]
     for i in range(1, len(rows)):
         if group[i] != group[i - 1] and (group[i] or group[i - 1]):
             ax.axhline(i, color="black", linewidth=1.5)

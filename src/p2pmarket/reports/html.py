@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from p2pmarket import __version__
+from p2pmarket.app.paper import PaperCheck, Reproduction
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.io.scenario_files import write_text_atomic
-from p2pmarket.paper import PaperCheck, Reproduction
+from p2pmarket.io.tables import peer_totals
 from p2pmarket.reports.figures import standard_figures
 from p2pmarket.reports.network import busiest_period
 from p2pmarket.reports.style import figure_png, period_label
-from p2pmarket.reports.tables import peer_totals
 
 __all__ = [
     "REPORT_NAME",
@@ -209,7 +209,7 @@ def report_html(
     nav = "".join(f'<a href="#{k}">{html.escape(v)}</a>' for k, v in sections)
     parts.append(f"<nav>{nav}</nav>")
 
-    summary = result.summary()
+    summary = result.summary().to_dict()
     traded = float(result.trades["energy_kwh"].sum())
     headline = {
         f"objective ({result.objective_kind}), {s.currency}": result.objective,
@@ -237,8 +237,10 @@ def report_html(
     parts.append(f"<h3>Trades ({len(result.trades)})</h3>")
     parts.append(_table(result.trades, scroll=True))
     parts.append("<h3>Prices per node and period</h3>")
-    prices = result.prices.pivot(index="node", columns="period", values="price_per_kwh")
-    prices = prices.reindex(list(dict.fromkeys(result.prices["node"])))
+    # A peer and a manager may share a name: a node is its name and its kind.
+    prices = result.prices.pivot(index=["node", "kind"], columns="period", values="price_per_kwh")
+    nodes = list(dict.fromkeys(zip(result.prices["node"], result.prices["kind"], strict=True)))
+    prices = prices.reindex(pd.MultiIndex.from_tuples(nodes, names=["node", "kind"]))
     prices.columns = [f"period {c}" for c in prices.columns]
     parts.append(_table(prices.reset_index(), scroll=True, caption=f"Price in {s.currency}/kWh."))
     storage = storage_summary(result)
@@ -358,7 +360,7 @@ def write_paper_reports(
 ) -> Path:
     """Write `out_dir/CASE/report.html` for every paper case and `out_dir/index.html`
     linking them, with the paper-vs-ours table (and `designs`, from
-    `p2pmarket.paper.design_comparison`, when given). `bills` and `kpis`, by case name, go
+    `p2pmarket.app.paper.design_comparison`, when given). `bills` and `kpis`, by case name, go
     into the case's report. `on_case(name)` is called before each case, for a progress bar.
     Returns the index page's path."""
     out_dir = Path(out_dir)

@@ -3,6 +3,9 @@
 Communities sit on a ring, their members on a small ring around the community's manager
 node; peers are coloured by their role in the period, one arrow per trade, sized and
 labelled by its energy. networkx holds the trades of the period and places rings of nodes.
+
+Nodes are `Node`s, (kind, name): a manager is named by its community's id and a peer id may
+be anything (`C3`, `manager:C3`), so a node is told apart by its kind, never by its name.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from p2pmarket.errors import P2PMarketError
 from p2pmarket.reports.style import (
     BUY_COLOUR,
     SELL_COLOUR,
+    Node,
+    as_node,
     community_groups,
     new_figure,
+    node_gid,
     period_label,
 )
+from p2pmarket.types import NodeKind
 
 __all__ = ["busiest_period", "network_layout", "trade_network_figure"]
 
@@ -50,10 +57,13 @@ _SPACING = 0.95  # distance between neighbouring peers of one community (data un
 _NODE_RADIUS = 0.22
 _DISC_PAD = 0.45  # from a community's ring of members to the edge of its disc (role labels)
 _ROLE_COLOURS = {"seller": SELL_COLOUR, "buyer": BUY_COLOUR, "neutral": NEUTRAL_COLOUR}
-
-
-def _manager(community: str) -> str:
-    return f"manager:{community}"
+_LABEL_FITS = 4  # characters of a node's name that fit inside it
+_LONG_LABEL_BOX = {
+    "boxstyle": "round,pad=0.15",
+    "facecolor": "white",
+    "edgecolor": "none",
+    "alpha": 0.85,
+}
 
 
 def _ring(
@@ -78,18 +88,28 @@ def _group_radius(n: int, managed: bool) -> float:
     return max(radius, 0.9) if managed else radius
 
 
+def _managers(result: ClearingResult) -> set[str]:
+    """Communities whose manager is a node of the result (it has a price or trades)."""
+    prices, trades = result.prices, result.trades
+    names = [prices.loc[prices["kind"] == NodeKind.MANAGER, "node"]]
+    for end in ("seller", "buyer"):
+        names.append(trades.loc[trades[f"{end}_kind"] == NodeKind.MANAGER, end])
+    return {str(name) for column in names for name in column}
+
+
 def network_layout(
     result: ClearingResult,
-) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float, float]]]:
-    """Node positions (peers and manager nodes) and community discs (x, y, radius).
+) -> tuple[dict[Node, tuple[float, float]], dict[str, tuple[float, float, float]]]:
+    """Node positions and community discs (x, y, radius), by community id.
 
-    Communities (a peer with no community alone) sit clockwise on a ring in scenario order,
-    the first at the top; the members of a community on a small ring around its manager,
-    turned so that the middle of the figure faces a gap between members.
+    Positions are keyed by node, `(NodeKind.PEER, peer id)` or `(NodeKind.MANAGER, community
+    id)`. Communities (a peer with no community alone) sit clockwise on a ring in scenario
+    order, the first at the top; the members of a community on a small ring around its
+    manager, turned so that the middle of the figure faces a gap between members.
     """
-    managers = set(result.prices.loc[result.prices["kind"] == "manager", "node"])
+    managers = _managers(result)
     groups = [
-        (community, members, community is not None and _manager(community) in managers)
+        (community, members, community is not None and community in managers)
         for community, members in community_groups(result.scenario)
     ]
     inner = [_group_radius(len(members), managed) for _, members, managed in groups]
@@ -102,15 +122,16 @@ def network_layout(
         if len(groups) == 2:
             ring = max(ring, (outer[0] + outer[1] + 2 * _SPACING) / 2)
     centres = _ring([str(i) for i in range(len(groups))], ring, (0.0, 0.0), math.pi / 2)
-    positions: dict[str, tuple[float, float]] = {}
+    positions: dict[Node, tuple[float, float]] = {}
     discs: dict[str, tuple[float, float, float]] = {}
     for i, (community, members, managed) in enumerate(groups):
         x, y = centres[str(i)]
         outward = math.atan2(y, x) if (x, y) != (0.0, 0.0) else math.pi / 2
         turn = math.pi / len(members) if len(members) % 2 == 0 else 0.0
-        positions.update(_ring(members, inner[i], (x, y), outward + turn))
+        around = _ring(members, inner[i], (x, y), outward + turn)
+        positions.update(((NodeKind.PEER, peer), at) for peer, at in around.items())
         if community is not None and managed:
-            positions[_manager(community)] = (x, y)
+            positions[NodeKind.MANAGER, community] = (x, y)
         if community is not None:
             discs[community] = (x, y, outer[i] if len(members) > 1 else _NODE_RADIUS + 0.3)
     return positions, discs
@@ -193,7 +214,7 @@ def trade_network_figure(result: ClearingResult, period: int | None = None) -> F
             label="main grid",
         ),
     ]
-    if any(node.startswith("manager:") for node in positions):
+    if any(kind == NodeKind.MANAGER for kind, _ in positions):
         handles.append(
             Line2D(
                 [],
@@ -218,18 +239,20 @@ def trade_network_figure(result: ClearingResult, period: int | None = None) -> F
 def _draw_nodes(
     ax: Axes,
     result: ClearingResult,
-    positions: Mapping[str, tuple[float, float]],
+    positions: Mapping[Node, tuple[float, float]],
     discs: Mapping[str, tuple[float, float, float]],
     roles: Mapping[str, str],
     font: int,
-) -> dict[str, Patch]:
-    """One patch per node (gid `node:<id>`), its id inside and its declared role outside."""
+) -> dict[Node, Patch]:
+    """One patch per node (gid `node:<kind>:<name>`, see `node_gid`), a peer's id or `M`
+    inside, a peer's declared role outside."""
     declared = {p.id: p.role for p in result.scenario.peers}
     owner = result.scenario.community_of()
-    shapes: dict[str, Patch] = {}
+    shapes: dict[Node, Patch] = {}
     for node, (x, y) in positions.items():
+        kind, name = node
         shape: Patch
-        if node.startswith("manager:"):
+        if kind == NodeKind.MANAGER:
             shape = RegularPolygon(
                 (x, y),
                 4,
@@ -241,9 +264,9 @@ def _draw_nodes(
             )
             label, text_colour = "M", "black"
         else:
-            role = roles.get(node, "neutral")
+            role = roles.get(name, "neutral")
             face = _ROLE_COLOURS.get(role, NEUTRAL_COLOUR)
-            if declared[node] == "grid":
+            if declared[name] == "grid":
                 shape = RegularPolygon(
                     (x, y),
                     6,
@@ -254,40 +277,43 @@ def _draw_nodes(
                 )
             else:
                 shape = Circle((x, y), _NODE_RADIUS, facecolor=face, edgecolor="black")
-            label, text_colour = node, "black" if face == NEUTRAL_COLOUR else "white"
-        if declared.get(node, "grid") != "grid":
+            label, text_colour = name, "black" if face == NEUTRAL_COLOUR else "white"
+        if kind == NodeKind.PEER and declared[name] != "grid":
             # The declared role outside the node, away from its community's middle.
-            community = owner.get(node)
+            community = owner.get(name)
             cx, cy = discs[community][:2] if community is not None else (0.0, 0.0)
             angle = math.atan2(y - cy, x - cx) if (x, y) != (cx, cy) else -math.pi / 2
             reach = _NODE_RADIUS * 1.35
             ax.text(
                 x + reach * math.cos(angle),
                 y + reach * math.sin(angle),
-                declared[node],
+                declared[name],
                 fontsize=font - 2,
                 color="#444444",
                 **_outward(angle),
             )
-        shape.set_gid(f"node:{node}")
+        shape.set_gid(f"node:{node_gid(node)}")
         shape.set_zorder(3)
         ax.add_patch(shape)
         shapes[node] = shape
+        # A name too long for its node is written on a white box over it, smaller.
+        long = len(label) > _LABEL_FITS
         ax.text(
             x,
             y,
             label,
             ha="center",
             va="center",
-            fontsize=font,
-            color=text_colour,
+            fontsize=font - 1 if long else font,
+            color="black" if long else text_colour,
             fontweight="bold",
             zorder=4,
+            bbox=_LONG_LABEL_BOX if long else None,
         )
     return shapes
 
 
-def _bend(positions: Mapping[str, tuple[float, float]], seller: str, buyer: str) -> float:
+def _bend(positions: Mapping[Node, tuple[float, float]], seller: Node, buyer: Node) -> float:
     """Curvature (matplotlib's arc3 `rad`) of the arrow seller -> buyer: slight, or more
     pronounced when a slight curve would pass over another node."""
     a = np.asarray(positions[seller])
@@ -317,11 +343,12 @@ def _outward(angle: float) -> dict[str, Any]:
 def _draw_trades(
     ax: Axes,
     trades: pd.DataFrame,
-    positions: Mapping[str, tuple[float, float]],
-    shapes: Mapping[str, Patch],
+    positions: Mapping[Node, tuple[float, float]],
+    shapes: Mapping[Node, Patch],
     font: int,
 ) -> None:
-    """One arrow per trade (gid `trade:<seller>-><buyer>`), sized and labelled by energy."""
+    """One arrow per trade (gid `trade:<seller>-><buyer>`, each end as `node_gid` writes it),
+    sized and labelled by energy."""
     if trades.empty:
         ax.text(
             0.5,
@@ -335,10 +362,17 @@ def _draw_trades(
         )
         return
     graph = nx.DiGraph()
-    for seller, buyer, energy in zip(
-        trades["seller"], trades["buyer"], trades["energy_kwh"].to_numpy(float), strict=True
+    for seller, seller_kind, buyer, buyer_kind, energy in zip(
+        trades["seller"],
+        trades["seller_kind"],
+        trades["buyer"],
+        trades["buyer_kind"],
+        trades["energy_kwh"].to_numpy(float),
+        strict=True,
     ):
-        graph.add_edge(str(seller), str(buyer), energy_kwh=float(energy))
+        graph.add_edge(
+            as_node(seller_kind, seller), as_node(buyer_kind, buyer), energy_kwh=float(energy)
+        )
     largest = max(energy for _, _, energy in graph.edges(data="energy_kwh"))
     for seller, buyer, energy in graph.edges(data="energy_kwh"):
         share = energy / largest
@@ -357,7 +391,7 @@ def _draw_trades(
                 shrinkA=1,
                 shrinkB=1,
                 zorder=2,
-                gid=f"trade:{seller}->{buyer}",
+                gid=f"trade:{node_gid(seller)}->{node_gid(buyer)}",
             )
         )
         (x0, y0), (x1, y1) = positions[seller], positions[buyer]

@@ -5,6 +5,11 @@ Each peer keeps one style (`peer_styles`) in every figure, taken from the Okabe-
 bars) and a dash pattern (lines), and the grid is always dark grey. Roles and directions have
 fixed colours: sellers and exports vermillion, buyers and imports blue.
 
+Nodes of the trade network (peers and community managers) are `Node`s: a kind and a name.
+A manager is named by its community's id and a peer id may be any string, so only the pair
+tells a node apart, never its name alone (`node_label` and `node_gid` show it to people and
+to tests).
+
 Figures are built with matplotlib's object-oriented API on an Agg canvas (`new_figure`): no
 pyplot, no global state, no display needed.
 """
@@ -20,16 +25,21 @@ from matplotlib.figure import Figure
 
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
+from p2pmarket.types import NodeKind
 
 __all__ = [
     "BUY_COLOUR",
     "GRID_COLOUR",
     "PALETTE",
     "SELL_COLOUR",
+    "Node",
     "PeerStyle",
+    "as_node",
     "community_groups",
     "figure_png",
     "new_figure",
+    "node_gid",
+    "node_label",
     "peer_colours",
     "peer_styles",
     "period_label",
@@ -42,6 +52,8 @@ GRID_COLOUR = "#4D4D4D"
 SELL_COLOUR = "#D55E00"  # sellers, exports
 BUY_COLOUR = "#0072B2"  # buyers, imports
 _HATCHES = ("", "///", "...", "xxx")
+Node = tuple[NodeKind, str]
+"""A node of the trade network: its kind and its name (a peer's id, a manager's community)."""
 _DASHES = ("-", "--", ":", "-.")
 
 
@@ -108,6 +120,26 @@ def with_community(peer: str, owner: Mapping[str, str | None]) -> str:
     """`P6 (C2)`, or the bare id of a peer with no community."""
     community = owner.get(peer)
     return peer if community is None else f"{peer} ({community})"
+
+
+def as_node(kind: object, name: object) -> Node:
+    """The node of a `kind` column's value and a name column's value (refusing other kinds)."""
+    return NodeKind(str(kind)), str(name)
+
+
+def node_label(of: Node, owner: Mapping[str, str | None]) -> str:
+    """`manager C3` for a manager, `P6 (C2)` for a peer (see `with_community`)."""
+    kind, name = of
+    return f"manager {name}" if kind == NodeKind.MANAGER else with_community(name, owner)
+
+
+def node_gid(of: Node) -> str:
+    """`peer:P2`, `manager:C3`: a node as (part of) a matplotlib gid, its kind first.
+
+    One string per node whatever the names: the kind holds no `:`, and a name's `%` and `>`
+    are written `%25` and `%3E`, so `->` between two of these never occurs inside one."""
+    kind, name = of
+    return f"{kind.value}:{name.replace('%', '%25').replace('>', '%3E')}"
 
 
 def community_groups(scenario: Scenario) -> list[tuple[str | None, list[str]]]:

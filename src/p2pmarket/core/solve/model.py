@@ -1,8 +1,9 @@
 """The market as a linopy model: one small `define_*` function per family of constraints.
 
 Dimensions: `peer`, `period`, `link` (a directed seller -> buyer trade link), `manager`
-(community manager nodes), `storage` (peers with a battery), `block` (flexible demand blocks),
-`absorber` (grid peers with a buy price). Every quantity is a power in kW held over one period
+(pass-through nodes: community managers or fee hubs, labelled by node position), `storage`
+(peers with a battery), `block` (flexible demand blocks), `absorber` (grid peers with a buy
+price). Every quantity is a power in kW held over one period
 of `period_hours`; energy is power times the period length, and the objective is in the
 scenario's currency.
 
@@ -20,12 +21,15 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
-from p2pmarket.core.network import Network, PeerData
+from p2pmarket.core.designs import Network, PeerData
 from p2pmarket.core.scenario import Scenario, series
+from p2pmarket.types import Objective
 
 __all__ = ["Layout", "build_model"]
 
-Expr = Any  # linopy.LinearExpression | linopy.Variable; linopy ships no type information
+Term = linopy.LinearExpression | linopy.Variable
+Expr = linopy.LinearExpression | int
+"""A linear expression, or 0 where a family has no element."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Layout:
 
 
 def build_model(
-    s: Scenario, data: PeerData, net: Network, objective: str, elastic: bool = False
+    s: Scenario, data: PeerData, net: Network, objective: Objective, elastic: bool = False
 ) -> tuple[linopy.Model, Layout]:
     """Build the clearing LP of SPEC section 3.
 
@@ -78,7 +82,7 @@ def _layout(s: Scenario, data: PeerData, net: Network, elastic: bool) -> Layout:
         peers=data.ids,
         periods=pd.RangeIndex(s.periods, name="period"),
         links=pd.RangeIndex(net.n_links, name="link"),
-        managers=pd.Index(net.managers, name="manager"),
+        managers=pd.RangeIndex(net.n_peers, net.n_nodes, name="manager"),
         generators=data.ids[np.asarray((data.max_kw > 0).any(axis=1))],
         storage=pd.Index([p.id for p in s.peers if p.storage is not None], name="storage"),
         blocks=pd.RangeIndex(len(blocks), name="block"),
@@ -91,17 +95,26 @@ def _layout(s: Scenario, data: PeerData, net: Network, elastic: bool) -> Layout:
     )
 
 
-def _on_peers(expr: Expr, owner: npt.NDArray[Any], dim: str, peers: pd.Index) -> Expr:
+def _on_peers(term: Term, owner: npt.NDArray[Any], dim: str, peers: pd.Index) -> Expr:
     """Sum an expression over `dim` into the peer that owns each element (0 where none)."""
-    if expr.sizes[dim] == 0:
+    if term.sizes[dim] == 0:
         return 0
+    expr: linopy.LinearExpression = 1 * term
     if pd.Index(owner).is_unique:  # one element per peer: relabel instead of grouping
-        expr = (1 * expr).assign_coords({dim: np.asarray(owner)})
+        expr = expr.assign_coords({dim: np.asarray(owner)})
         if dim != peers.name:
             expr = expr.rename({dim: peers.name})
         return expr.reindex({peers.name: peers}).fillna(0)
     groups = xr.DataArray(owner, coords={dim: expr.indexes[dim]}, name=peers.name)
-    return expr.groupby(groups).sum().reindex({peers.name: peers}).fillna(0)
+    summed: linopy.LinearExpression = expr.groupby(groups).sum()
+    return summed.reindex({peers.name: peers}).fillna(0)
+
+
+def _linear(m: linopy.Model, expr: Expr) -> linopy.LinearExpression:
+    """`expr` as an expression: the sum of a family with no element (0) is an empty one."""
+    if isinstance(expr, linopy.LinearExpression):
+        return expr
+    return linopy.LinearExpression(None, m)
 
 
 def define_generation(m: linopy.Model, data: PeerData, layout: Layout) -> None:
@@ -190,11 +203,16 @@ def define_peer_balance(m: linopy.Model, data: PeerData, net: Network, layout: L
 
     p + discharge - charge + sum_m x[m, n] - sum_m x[n, m] = load + sum_b d[b] + a   (kW).
     """
-    trade = m.variables["trade"]
     peers = layout.peers
-    names = np.asarray(net.nodes)
-    inflow = _on_peers(trade, names[net.buyer], "link", peers)
-    outflow = _on_peers(trade, names[net.seller], "link", peers)
+    names = net.names
+    to_peer, from_peer = net.buyer < net.n_peers, net.seller < net.n_peers
+    trade = m.variables["trade"]
+    inflow = _on_peers(
+        trade.sel(link=layout.links[to_peer]), names[net.buyer[to_peer]], "link", peers
+    )
+    outflow = _on_peers(
+        trade.sel(link=layout.links[from_peer]), names[net.seller[from_peer]], "link", peers
+    )
     supply = (
         _on_peers(m.variables["generation"], np.asarray(layout.generators), "peer", peers)
         if len(layout.generators)
@@ -220,19 +238,20 @@ def define_peer_balance(m: linopy.Model, data: PeerData, net: Network, layout: L
         surplus = m.add_variables(lower=0, coords=coords, name="slack-surplus")
         lhs = lhs + short - surplus
     load = xr.DataArray(data.load_kw, coords=[peers, layout.periods])
-    m.add_constraints(lhs == load, name="peer-balance")
+    m.add_constraints(_linear(m, lhs) == load, name="peer-balance")
 
 
 def define_manager_balance(m: linopy.Model, net: Network, layout: Layout) -> None:
-    """A community manager node has no generation or load: inflow = outflow (kW)."""
+    """A pass-through node (community manager, fee hub) has no generation or load:
+    inflow = outflow (kW)."""
     if len(layout.managers) == 0:
         return
     trade = m.variables["trade"]
-    names = np.asarray(net.nodes)
     managers = layout.managers
-    inflow = _on_peers(trade, names[net.buyer], "link", managers)
-    outflow = _on_peers(trade, names[net.seller], "link", managers)
-    m.add_constraints(inflow - outflow == 0, name="manager-balance")
+    into, out_of = net.buyer >= net.n_peers, net.seller >= net.n_peers
+    inflow = _on_peers(trade.sel(link=layout.links[into]), net.buyer[into], "link", managers)
+    outflow = _on_peers(trade.sel(link=layout.links[out_of]), net.seller[out_of], "link", managers)
+    m.add_constraints(_linear(m, inflow - outflow) == 0, name="manager-balance")
 
 
 def define_no_resale(m: linopy.Model, net: Network, layout: Layout) -> None:
@@ -245,20 +264,25 @@ def define_no_resale(m: linopy.Model, net: Network, layout: Layout) -> None:
     sellers = layout.sellers
     from_peer = net.seller < net.n_peers
     trade = m.variables["trade"].sel(link=layout.links[from_peer])
-    names = np.asarray(net.nodes)[net.seller[from_peer]]
+    names = net.names[net.seller[from_peer]]
     sold = _on_peers(trade, names, "link", sellers)
-    own = 0
+    own: Expr = 0
     if len(layout.generators):
         own = _on_peers(m.variables["generation"], np.asarray(layout.generators), "peer", sellers)
     if len(layout.storage):
         own = own + _on_peers(
             m.variables["discharge"], np.asarray(layout.storage), "storage", sellers
         )
-    m.add_constraints(sold - own <= 0, name="no-resale")
+    m.add_constraints(_linear(m, sold - own) <= 0, name="no-resale")
 
 
 def define_objective(
-    m: linopy.Model, s: Scenario, data: PeerData, net: Network, layout: Layout, objective: str
+    m: linopy.Model,
+    s: Scenario,
+    data: PeerData,
+    net: Network,
+    layout: Layout,
+    objective: Objective,
 ) -> None:
     """Objective (Eq. 1), in the scenario's currency:
 

@@ -1,20 +1,61 @@
-"""Periods that no storage unit couples are independent markets: cut a scenario into single
-periods and put the results back together.
+"""The horizon as windows: plan which periods are cleared together, cut a scenario into its
+windows, and put their results back together. Pure: no solver, no processes.
 
 The LP has no constraint across periods except the storage balance, so without storage the
 optimum of the whole horizon is the optimum of each period, and one period's LP is much
 cheaper to solve than all of them together (simplex time grows faster than linearly).
+`plan(scenario, split)` says which windows to clear; a runner (`p2pmarket.runners`) clears
+them, and `merge` joins the results. Rolling horizons, with storage carried from one window
+to the next, build on the same three steps.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import xarray as xr
 
+from p2pmarket.core.designs import peer_data
+from p2pmarket.core.designs.hubs import hub_links_estimate
 from p2pmarket.core.results import ClearingResult, Timings
 from p2pmarket.core.scenario import Peer, Scenario, Series
+from p2pmarket.errors import OptionError
+from p2pmarket.types import PeriodsSolved
 
-__all__ = ["merge_periods", "period_slice"]
+__all__ = ["SPLIT_MIN_LINK_PERIODS", "Window", "merge", "merge_periods", "period_slice", "plan"]
+
+SPLIT_MIN_LINK_PERIODS = 400_000
+"""Without storage, periods are solved one by one by default from this many trade variables
+(links x periods): one period's LP is then much faster than the horizon's."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Periods `start` (inclusive) to `stop` (exclusive) of a horizon, cleared as one LP."""
+
+    start: int
+    stop: int
+
+    @property
+    def periods(self) -> int:
+        return self.stop - self.start
+
+
+def plan(s: Scenario, split: bool | None = None) -> tuple[Window, ...]:
+    """The windows to clear: the whole horizon, or (without storage, which couples periods)
+    each period on its own. `split` True insists, False never, None decides by size."""
+    whole = (Window(0, s.periods),)
+    if s.periods == 1 or any(p.storage is not None for p in s.peers):
+        if split:
+            raise OptionError(
+                "split_periods", "storage couples the periods: they cannot be solved one by one"
+            )
+        return whole
+    if split is None:
+        explicit, hubs = hub_links_estimate(peer_data(s))
+        split = min(explicit, hubs) * s.periods >= SPLIT_MIN_LINK_PERIODS
+    return tuple(Window(t, t + 1) for t in range(s.periods)) if split else whole
 
 
 def period_slice(s: Scenario, t: int) -> Scenario:
@@ -25,7 +66,7 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     its periods costs little.
     """
     if any(p.storage is not None for p in s.peers):
-        raise ValueError("a scenario with storage cannot be cut into periods")
+        raise OptionError("split_periods", "a scenario with storage cannot be cut into periods")
 
     def at(value: Series | None) -> Series | None:
         return value[t] if isinstance(value, tuple) else value
@@ -72,8 +113,8 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     )
 
 
-def merge_periods(parts: list[ClearingResult], scenario: Scenario, wall: float) -> ClearingResult:
-    """One result for the whole horizon from the results of its periods, in order."""
+def merge(parts: list[ClearingResult], scenario: Scenario, wall: float) -> ClearingResult:
+    """One result for the whole horizon from the results of its one-period windows, in order."""
     first = parts[0]
 
     def stack(name: str) -> pd.DataFrame:
@@ -113,5 +154,10 @@ def merge_periods(parts: list[ClearingResult], scenario: Scenario, wall: float) 
         n_constraints=sum(r.n_constraints for r in parts),
         timings=timings,
         model=first.model,
-        periods_solved="one by one",
+        periods_solved=PeriodsSolved.ONE_BY_ONE,
+        method=first.method,
     )
+
+
+merge_periods = merge
+"""Old name of `merge`, kept for one release."""

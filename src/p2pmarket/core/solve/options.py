@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from p2pmarket.types import Algorithm
 
 __all__ = ["ALGORITHMS", "SolverOptions"]
 
-Algorithm = Literal["choose", "simplex", "ipm", "pdlp"]
-ALGORITHMS: tuple[str, ...] = ("choose", "simplex", "ipm", "pdlp")
+ALGORITHMS: tuple[str, ...] = tuple(Algorithm)
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,17 @@ class SolverOptions:
     - `threads`, `time_limit_s`, `primal_tolerance`, `dual_tolerance`: passed to HiGHS.
     - `log`: print the solver's log; `log_file`: write it to this file.
     - `split_periods`: solve periods that no storage couples one by one (None: by size).
-    - `workers`: processes for those per-period solves: 1 (default) solves them in this
-      process; None means one per core. Worker processes are started with `spawn`, so a
+    - `workers`: processes for those per-period solves when `p2pmarket.clear` is given no
+      runner: 1 (default) solves them in this process; None means one per core (a
+      `p2pmarket.runners.LocalProcesses`). Worker processes are started with `spawn`, so a
       script that asks for them must guard its entry point with `if __name__ == "__main__":`
-      (the `p2pmarket` command does).
+      (the `p2pmarket` command does). Where work runs is a runner's business; this field
+      stays for one release as the short way to ask for local processes.
     - `extra`: further solver options, passed through as they are.
     """
 
     solver: str = "highs"
-    algorithm: Algorithm = "choose"
+    algorithm: Algorithm = Algorithm.CHOOSE
     threads: int | None = None
     time_limit_s: float | None = None
     primal_tolerance: float | None = None
@@ -47,8 +50,8 @@ class SolverOptions:
             options["log_to_console"] = self.log
             if self.log_file is not None:
                 options["log_file"] = self.log_file
-            if self.algorithm != "choose":
-                options["solver"] = self.algorithm
+            if self.algorithm != Algorithm.CHOOSE:
+                options["solver"] = str(self.algorithm)
             if self.time_limit_s is not None:
                 options["time_limit"] = float(self.time_limit_s)
             if self.threads is not None:

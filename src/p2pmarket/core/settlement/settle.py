@@ -11,9 +11,13 @@ Rules (energy price the seller receives, per kWh):
 
 * `marginal`: the buyer pays its own balance price (dual) on what it buys; the seller receives
   that minus the fees on the way, which under the `system-cost` objective is exactly the
-  seller's own selling price (complementary slackness). Promise: with the `system-cost`
-  objective and a design that keeps direct links to the grid (`p2p`, `hybrid`), no peer but
-  the grid is worse off than in the baseline (individual rationality).
+  seller's own selling price (complementary slackness). Promise: with a design that keeps
+  direct links to the grid (`p2p`, `hybrid`), no peer but the grid is worse off on its energy
+  account than in the baseline (individual rationality): `energy_savings` >= 0. The energy
+  account leaves out the fees a peer collects as the scenario's `fee_collector`: fee income
+  is the collector's pay for running the market, not a price of energy, and trading inside a
+  community may well lower it (fewer trades pay a fee). For every other peer
+  `energy_savings` = `savings`.
 * `pay-as-offer`: the seller's offer price. Promise: a seller recovers its offer on every
   kWh it sells. Not individually rational: a seller whose offer is below what the grid pays
   for surplus earns less than in the baseline.
@@ -24,11 +28,15 @@ Rules (energy price the seller receives, per kWh):
 
 A peer's cost = its generation cost + what it pays - what it receives - the value of the
 flexible demand it is served - (the grid) the value of what it absorbs at its buy price.
-The baseline clears the same scenario with only the links between each peer and the grid,
-and settles it at the grid's tariff whatever the rule: energy bought from the grid at the
-grid's offer plus the fee, energy sold to it for its buy price in all (nothing without one),
-the fee on the way coming out of the seller's share. Mid-market settles trades with the grid
-the same way.
+The baseline is the same scenario with only the links between each peer and the grid
+(`baseline_scenario`), settled at the grid's tariff whatever the rule: energy bought from a
+grid at that grid's offer plus the fee, energy sold to it for its buy price in all (nothing
+without one), the fee on the way coming out of the seller's share. Each grid is priced at its
+own tariff. Mid-market settles trades with the grid the same way.
+
+Settlement runs no solver: `settle(market, baseline, rule)` prices a market cleared under
+`system-cost` against a baseline cleared the same way. Which clearings a settlement needs,
+and caching them, is the application layer's job (`p2pmarket.app.Clearings`).
 """
 
 from __future__ import annotations
@@ -39,24 +47,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from p2pmarket.core.clearing import SolverOptions, clear
 from p2pmarket.core.flows import bilateral_trades
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Peer, Scenario, Series, series
-from p2pmarket.errors import InfeasibleMarketError, ScenarioError
+from p2pmarket.core.settlement.rules import TARIFF, energy_price
+from p2pmarket.errors import OptionError
+from p2pmarket.types import Objective, Rule, parse
 
-__all__ = [
-    "BILL_COLUMNS",
-    "OPERATOR",
-    "RULES",
-    "Settlement",
-    "baseline_scenario",
-    "settle",
-]
+__all__ = ["BILL_COLUMNS", "OPERATOR", "RULES", "Settlement", "settle"]
 
-RULES = ("marginal", "pay-as-offer", "mid-market")
-TARIFF = "tariff"
-"""How the baseline is settled: trades with the grid at the grid's own prices."""
+RULES: tuple[str, ...] = tuple(Rule)
 OPERATOR = "operator"
 """Who collects the fees when the scenario names no `fee_collector`."""
 
@@ -65,6 +65,7 @@ BILL_COLUMNS = (
     "cost_baseline",
     "cost_market",
     "savings",
+    "energy_savings",
     "bought_kwh",
     "sold_kwh",
     "paid_energy",
@@ -75,7 +76,9 @@ BILL_COLUMNS = (
     "flexible_value",
     "absorbed_value",
 )
-_PARTS = BILL_COLUMNS[4:]
+"""`savings` = `cost_baseline` - `cost_market`; `energy_savings` leaves out the change in fee
+income (differs from `savings` only for the `fee_collector`)."""
+_PARTS = BILL_COLUMNS[5:]
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ class Settlement:
     - `bills`: one row per peer over the horizon (`BILL_COLUMNS`).
     """
 
-    rule: str
-    cleared_with: str
+    rule: Rule
+    cleared_with: Objective
     currency: str
     fee_collector: str
     trades: pd.DataFrame
@@ -126,73 +129,63 @@ class Settlement:
         return float(self.trades["seller_receives"].sum())
 
 
-def baseline_scenario(scenario: Scenario) -> Scenario:
-    """The no-trading baseline: the same peers, each trading with the grid alone (over the
-    links the scenario allows, when it restricts them)."""
-    grids = {p.id for p in scenario.peers if p.role == "grid"}
-    others = [p.id for p in scenario.peers if p.role != "grid"]
-    links = [[g, n] for g in grids for n in others] + [[n, g] for g in grids for n in others]
-    if scenario.links is not None:
-        allowed = set(scenario.links)
-        links = [link for link in links if tuple(link) in allowed]
-    return scenario.replace(design="p2p", links=links, name=f"{scenario.name} (baseline)")
-
-
 def settle(
-    result: ClearingResult,
-    rule: str = "marginal",
+    market: ClearingResult,
     baseline: ClearingResult | None = None,
-    options: SolverOptions | None = None,
+    rule: Rule | str = Rule.MARGINAL,
+    *,
+    baseline_note: str = "",
 ) -> Settlement:
-    """Settle a cleared market under `rule` and compare each peer with the baseline.
+    """Settle a market cleared under `system-cost` under `rule`, and compare each peer with
+    `baseline` (the clearing of `baseline_scenario(market.scenario)`). Runs no solver.
 
-    Prices are duals of the `system-cost` objective: a result cleared under the `paper`
-    objective (whose accounting counts a traded kWh's offer twice, so its duals are no market
-    prices) is cleared again under `system-cost` and that clearing is settled; `cleared_with`
-    says so. The baseline is cleared here (same engine, `system-cost`) unless given. If it
-    cannot be cleared (a peer cannot be served by the grid alone), baseline costs are NaN and
+    Prices are duals of the `system-cost` objective (under `paper` a traded kWh's offer is
+    counted twice, so its duals are no market prices): a market cleared otherwise is refused;
+    `p2pmarket.app.settle_result(result, rule)` clears what is needed. Without a baseline
+    (it may be infeasible: a peer the grid alone cannot serve), baseline costs are NaN and
     `baseline_note` says why.
     """
-    if rule not in RULES:
-        raise ScenarioError("rule", f"{rule!r} is not one of {', '.join(RULES)}")
-    if result.objective_kind != "system-cost":
-        result = clear(
-            result.scenario, design=result.design, objective="system-cost", options=options
+    if isinstance(baseline, str):
+        raise TypeError(
+            "settle(market, baseline, rule) takes the baseline clearing second and runs no "
+            "solver; p2pmarket.app.settle_result(result, rule) clears what settlement needs"
         )
-    trades, lines = _settle_market(result, rule)
-    note = ""
-    if baseline is None:
-        try:
-            baseline = clear(
-                baseline_scenario(result.scenario),
-                design="p2p",
-                objective="system-cost",
-                options=options,
+    rule = parse(Rule, rule, "rule")
+    for name, cleared in (("market", market), ("baseline", baseline)):
+        if cleared is not None and cleared.objective_kind != Objective.SYSTEM_COST:
+            raise OptionError(
+                name,
+                f"cleared under {cleared.objective_kind!r}: settlement prices a system-cost "
+                "clearing (p2pmarket.app.settle_result clears it)",
             )
-        except InfeasibleMarketError as exc:
-            note = f"the no-trading baseline is infeasible: {exc}"
+    trades, lines = _settle_market(market, rule)
     market_cost = lines.groupby("peer", sort=False)[[*_PARTS, "cost"]].sum()
     if baseline is not None:
         _, baseline_lines = _settle_market(baseline, TARIFF)
-        baseline_cost = baseline_lines.groupby("peer", sort=False)["cost"].sum()
+        by_peer = baseline_lines.groupby("peer", sort=False)
+        baseline_cost = by_peer["cost"].sum()
+        baseline_fees = by_peer["received_fees"].sum()
     else:
         baseline_cost = pd.Series(np.nan, index=market_cost.index)
+        baseline_fees = pd.Series(np.nan, index=market_cost.index)
     bills = market_cost.rename(columns={"cost": "cost_market"})
     bills["cost_baseline"] = baseline_cost.reindex(bills.index)
     bills["savings"] = bills["cost_baseline"] - bills["cost_market"]
+    fee_income_change = bills["received_fees"] - baseline_fees.reindex(bills.index)
+    bills["energy_savings"] = bills["savings"] - fee_income_change
     # Sums of many products leave rounding dust (-4e-16): report it as the zero it is.
     bills = bills.mask(bills.abs() < 1e-9, 0.0).reset_index().loc[:, list(BILL_COLUMNS)]
-    collector = result.scenario.fee_collector or OPERATOR
+    collector = market.scenario.fee_collector or OPERATOR
     return Settlement(
         rule=rule,
-        cleared_with=result.objective_kind,
-        currency=result.scenario.currency,
+        cleared_with=market.objective_kind,
+        currency=market.scenario.currency,
         fee_collector=collector,
         trades=trades,
         lines=lines,
         bills=bills,
         fees_collected=float(trades["fee"].sum()),
-        baseline_note=note,
+        baseline_note=baseline_note,
     )
 
 
@@ -200,7 +193,7 @@ def _settle_market(result: ClearingResult, rule: str) -> tuple[pd.DataFrame, pd.
     s = result.scenario
     dt = s.period_hours
     trades = bilateral_trades(result)
-    price = _energy_price(result, trades, rule)
+    price = energy_price(result, trades, rule)
     energy = trades["energy_kwh"].to_numpy()
     trades = trades.assign(
         price_per_kwh=price,
@@ -240,45 +233,6 @@ def _settle_market(result: ClearingResult, rule: str) -> tuple[pd.DataFrame, pd.
         - lines["absorbed_value"]
     )
     return trades, lines
-
-
-def _energy_price(result: ClearingResult, trades: pd.DataFrame, rule: str) -> np.ndarray:
-    """Energy price per kWh the seller receives on each bilateral trade."""
-    s = result.scenario
-    period = trades["period"].to_numpy()
-    energy = trades["energy_kwh"].to_numpy()
-    fee_per_kwh = trades["fee"].to_numpy() / np.where(energy > 0, energy, 1.0)
-    if rule == "marginal":
-        prices = result.dispatch.set_index(["period", "peer"])["price_per_kwh"]
-        buyer_price = prices.reindex(
-            pd.MultiIndex.from_arrays([period, trades["buyer"]])
-        ).to_numpy()
-        marginal: np.ndarray = buyer_price - fee_per_kwh
-        return marginal
-    offers = np.stack(
-        [series(p.generation.offer_per_kwh if p.generation else None, s.periods) for p in s.peers]
-    )
-    seller = pd.Index(s.peer_ids).get_indexer(pd.Index(trades["seller"]))
-    seller_offer: np.ndarray = offers[seller, period]
-    if rule == "pay-as-offer":
-        return seller_offer
-    grid = next((p for p in s.peers if p.role == "grid"), None)
-    if grid is None:
-        if rule == TARIFF:  # no grid, no trade with it: nothing to price
-            return seller_offer
-        raise ScenarioError("rule", "the mid-market rate needs a grid peer to take prices from")
-    grid_sells = series(grid.generation.offer_per_kwh if grid.generation else None, s.periods)
-    grid_buys = series(grid.buy_price_per_kwh, s.periods)
-    grids = {p.id for p in s.peers if p.role == "grid"}
-    from_grid = trades["seller"].isin(grids).to_numpy()
-    to_grid = trades["buyer"].isin(grids).to_numpy()
-    among_peers = ((grid_sells + grid_buys) / 2)[period] if rule == "mid-market" else seller_offer
-    # The grid pays its buy price in all; the fee on the way comes out of the seller's share.
-    sold_to_grid = grid_buys[period] - fee_per_kwh
-    price: np.ndarray = np.where(
-        from_grid, grid_sells[period], np.where(to_grid, sold_to_grid, among_peers)
-    )
-    return price
 
 
 def _per_peer_period(s: Scenario, pick: Callable[[Peer], Series | None]) -> np.ndarray:

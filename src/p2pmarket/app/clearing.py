@@ -1,0 +1,64 @@
+"""`clear()`: the one way to clear a market, for the library, the command line, the service and
+sweeps. It checks the choices, plans the horizon's windows (`p2pmarket.core.horizon`), hands
+them to a runner (`p2pmarket.runners`) and a clearing method (`p2pmarket.core.solve`), and
+merges the results."""
+
+from __future__ import annotations
+
+import time
+
+from p2pmarket.core import horizon
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
+from p2pmarket.runners import Runner, runner_for
+from p2pmarket.types import Design, Objective, parse
+
+__all__ = ["clear"]
+
+
+def clear(
+    scenario: Scenario,
+    design: Design | str | None = None,
+    objective: Objective | str | None = None,
+    options: SolverOptions | None = None,
+    reduce: bool | None = None,
+    *,
+    method: Clearing | None = None,
+    runner: Runner | None = None,
+) -> ClearingResult:
+    """Clear the market of `scenario` over its whole horizon as one linear program — or,
+    where no storage couples the periods and the market is large, period by period, which has
+    the same optimum (`SolverOptions.split_periods`, `p2pmarket.core.horizon`).
+
+    `design` (`Design` or its value) and `objective` (`Objective`) override the scenario's
+    own settings. `reduce`: clear a p2p market with unrestricted links through fee hubs, an
+    exact model whose size grows with peers rather than their square
+    (`p2pmarket.core.designs.hubs`); None decides by size, True insists, False never.
+    `method`: the clearing method (default `CentralisedLP`); `runner`: where the windows are
+    cleared (default: as `options.workers` asks, in this process for 1).
+    Raises `OptionError` for an unknown design or objective, `InfeasibleMarketError` naming a
+    peer and period that cannot be balanced, or `SolverError` if the solver stops early.
+    """
+    design = parse(Design, design or scenario.design, "design")
+    objective = parse(Objective, objective or scenario.objective, "objective")
+    options = options or SolverOptions()
+    method = method or CentralisedLP(reduce=reduce)
+    windows = horizon.plan(scenario, options.split_periods)
+    if len(windows) == 1:
+        return method.clear_window(scenario, design, objective, options)
+    start = time.perf_counter()
+    jobs = [
+        (method, horizon.period_slice(scenario, w.start), design, objective, options, w.start)
+        for w in windows
+    ]
+    parts = (runner or runner_for(options.workers)).map(_clear_job, jobs)
+    return horizon.merge(parts, scenario, wall=time.perf_counter() - start)
+
+
+_Job = tuple[Clearing, Scenario, Design, Objective, SolverOptions, int]
+
+
+def _clear_job(job: _Job) -> ClearingResult:
+    method, scenario, design, objective, options, first_period = job
+    return method.clear_window(scenario, design, objective, options, first_period)

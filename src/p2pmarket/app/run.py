@@ -1,0 +1,117 @@
+"""Running a market: clear, settle, compute KPIs — the one way through for the command line,
+the HTTP service and sweeps.
+
+Settlement prices a `system-cost` clearing against a no-trading baseline, and runs no solver
+itself; this layer decides which clearings it needs (the market; the market again under
+`system-cost` when it was cleared under `paper`; the baseline) and clears each once
+(`Clearings`, a cache a caller may share across runs, e.g. one baseline for many rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from p2pmarket.app.clearing import clear
+from p2pmarket.core.kpis import Kpis, kpis
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.settlement import Settlement, baseline_scenario, settle
+from p2pmarket.core.solve import SolverOptions
+from p2pmarket.errors import InfeasibleMarketError
+from p2pmarket.runners import Runner
+from p2pmarket.types import Design, Objective, Rule, parse
+
+__all__ = ["Clearings", "MarketRun", "run_market", "settle_result"]
+
+
+@dataclass
+class Clearings:
+    """Clearings by (scenario, design, objective), each solved once; a baseline that cannot be
+    cleared is remembered as its error. Not shared between threads."""
+
+    options: SolverOptions = field(default_factory=SolverOptions)
+    runner: Runner | None = None
+    _done: dict[tuple[Scenario, Design, Objective], ClearingResult] = field(
+        default_factory=dict, repr=False
+    )
+    _baselines: dict[Scenario, ClearingResult | InfeasibleMarketError] = field(
+        default_factory=dict, repr=False
+    )
+
+    def remember(self, result: ClearingResult) -> ClearingResult:
+        self._done[(result.scenario, result.design, result.objective_kind)] = result
+        return result
+
+    def get(self, scenario: Scenario, design: Design, objective: Objective) -> ClearingResult:
+        key = (scenario, design, objective)
+        if key not in self._done:
+            self._done[key] = clear(scenario, design, objective, self.options, runner=self.runner)
+        return self._done[key]
+
+    def priced(self, result: ClearingResult) -> ClearingResult:
+        """The clearing whose duals price `result`: itself under `system-cost`, else the same
+        market cleared under `system-cost`."""
+        self.remember(result)
+        return self.get(result.scenario, result.design, Objective.SYSTEM_COST)
+
+    def baseline(self, scenario: Scenario) -> tuple[ClearingResult | None, str]:
+        """The no-trading baseline of `scenario` and, when it is infeasible, why."""
+        if scenario not in self._baselines:
+            try:
+                self._baselines[scenario] = clear(
+                    baseline_scenario(scenario),
+                    Design.P2P,
+                    Objective.SYSTEM_COST,
+                    self.options,
+                    runner=self.runner,
+                )
+            except InfeasibleMarketError as exc:
+                self._baselines[scenario] = exc
+        found = self._baselines[scenario]
+        if isinstance(found, InfeasibleMarketError):
+            return None, f"the no-trading baseline is infeasible: {found}"
+        return found, ""
+
+    def settle(self, result: ClearingResult, rule: Rule | str) -> Settlement:
+        """Settle `result` under `rule`, clearing what settlement needs (once)."""
+        baseline, note = self.baseline(result.scenario)
+        return settle(self.priced(result), baseline, rule, baseline_note=note)
+
+
+@dataclass(frozen=True)
+class MarketRun:
+    """A cleared, settled market: the `result` as cleared, the `settlement` (of its
+    `system-cost` clearing) and the `kpis`."""
+
+    result: ClearingResult
+    settlement: Settlement
+    kpis: Kpis
+
+
+def run_market(
+    scenario: Scenario,
+    design: Design | str | None = None,
+    objective: Objective | str | None = None,
+    rule: Rule | str = Rule.MARGINAL,
+    options: SolverOptions | None = None,
+    *,
+    reduce: bool | None = None,
+    runner: Runner | None = None,
+    clearings: Clearings | None = None,
+) -> MarketRun:
+    """Clear `scenario` (design and objective as in `clear`), settle it under `rule` and
+    compute its KPIs. `clearings` may be shared to clear each market and baseline once."""
+    rule = parse(Rule, rule, "rule")
+    options = options or SolverOptions()
+    clearings = clearings or Clearings(options, runner)
+    result = clear(scenario, design, objective, options, reduce, runner=runner)
+    settlement = clearings.settle(result, rule)
+    return MarketRun(result, settlement, kpis(result, settlement))
+
+
+def settle_result(
+    result: ClearingResult, rule: Rule | str = Rule.MARGINAL, options: SolverOptions | None = None
+) -> Settlement:
+    """Settle any cleared market under `rule`: clears its baseline and, for a `paper`
+    clearing, its `system-cost` twin, then calls the pure `settle`."""
+    return Clearings(options or SolverOptions()).settle(result, rule)

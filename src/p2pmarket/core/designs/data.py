@@ -1,0 +1,108 @@
+"""Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups.
+
+Everything here is vectorised numpy over peers and periods; the designs (`links`, `hubs`)
+build their trade links from these arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from p2pmarket.core.scenario import FloatArray, Scenario, series
+
+__all__ = ["BoolArray", "IntArray", "PeerData", "peer_data"]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class PeerData:
+    """Per-peer arrays aligned with `scenario.peers` (shape (peers,) or (peers, periods))."""
+
+    ids: pd.Index
+    role: npt.NDArray[np.str_]
+    group: IntArray
+    load_kw: FloatArray
+    min_kw: FloatArray
+    max_kw: FloatArray
+    offer_per_kwh: FloatArray
+    export_fee: FloatArray
+    can_sell: BoolArray
+    can_buy: BoolArray
+    group_ids: tuple[str, ...]
+    """Community id per group; a peer listed in no community is a group named by its id."""
+    group_size: IntArray
+    group_intra_fee: FloatArray
+    group_export_fee: FloatArray
+    pair_fee: FloatArray
+    """(groups, groups, periods), NaN where no contract is set."""
+
+
+def peer_data(s: Scenario) -> PeerData:
+    """Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups."""
+    T = s.periods
+    n = len(s.peers)
+    ids = pd.Index(s.peer_ids, name="peer")
+    load = np.stack([series(p.load_kw, T) for p in s.peers])
+    gen = [p.generation for p in s.peers]
+    min_kw = np.stack([series(g.min_kw if g else None, T) for g in gen])
+    max_kw = np.stack([series(g.max_kw if g else None, T) for g in gen])
+    offer = np.stack([series(g.offer_per_kwh if g else None, T) for g in gen])
+    export_fee = np.stack([series(p.export_fee, T) for p in s.peers])
+    has_storage = np.array([p.storage is not None for p in s.peers])
+    has_flex = np.array([len(p.flexible_load) > 0 for p in s.peers])
+    absorbs = np.array([p.buy_price_per_kwh is not None for p in s.peers])
+
+    # Groups: the listed communities, then one group per peer listed nowhere.
+    group = np.full(n, -1, dtype=np.int64)
+    position = {pid: i for i, pid in enumerate(s.peer_ids)}
+    group_ids: list[str] = []
+    intra: list[FloatArray] = []
+    community_export: list[FloatArray | None] = []
+    for c in s.communities:
+        group[[position[m] for m in c.members]] = len(group_ids)
+        group_ids.append(c.id)
+        intra.append(series(c.intra_fee, T))
+        community_export.append(None if c.export_fee is None else series(c.export_fee, T))
+    for i in np.flatnonzero(group < 0):
+        group[i] = len(group_ids)
+        group_ids.append(s.peers[i].id)
+        intra.append(np.zeros(T))
+        community_export.append(None)
+    size = np.bincount(group, minlength=len(group_ids)).astype(np.int64)
+    group_export = np.zeros((len(group_ids), T))
+    for g, fee in enumerate(community_export):
+        if fee is not None:
+            group_export[g] = fee
+        elif size[g] == 1:
+            group_export[g] = export_fee[np.flatnonzero(group == g)[0]]
+
+    pair = np.full((len(group_ids), len(group_ids), T), np.nan)
+    gindex = {gid: g for g, gid in enumerate(group_ids[: len(s.communities)])}
+    for cf in s.community_fees:
+        pair[gindex[cf.from_], gindex[cf.to]] = series(cf.fee, T)
+
+    can_sell = (max_kw > 0).any(axis=1) | has_storage
+    can_buy = (load > 0).any(axis=1) | has_flex | has_storage | absorbs
+    return PeerData(
+        ids=ids,
+        role=np.array([p.role for p in s.peers]),
+        group=group,
+        load_kw=load,
+        min_kw=min_kw,
+        max_kw=max_kw,
+        offer_per_kwh=offer,
+        export_fee=export_fee,
+        can_sell=can_sell,
+        can_buy=can_buy,
+        group_ids=tuple(group_ids),
+        group_size=size,
+        group_intra_fee=np.stack(intra) if intra else np.zeros((0, T)),
+        group_export_fee=group_export,
+        pair_fee=pair,
+    )

@@ -1,0 +1,193 @@
+"""The scenario's schema: one frozen pydantic model per element of the scenario file, with the
+field names of SPEC section 5.
+
+A `Scenario` is valid however it is built: `Scenario.from_dict(data)`, `Scenario(...)` with
+its fields, or `scenario.replace(...)` all run the same checks (types here, cross-field
+rules in `p2pmarket.core.scenario.rules`) and refuse with one `ScenarioError` naming the
+field (with peer and community ids instead of list positions) and the value. Files, CSV
+references and YAML live at the edge (`p2pmarket.io`), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from p2pmarket.core.scenario.messages import scenario_error, show
+from p2pmarket.core.scenario.rules import check
+from p2pmarket.core.scenario.series import Series
+from p2pmarket.errors import ScenarioError
+from p2pmarket.types import Design, Objective
+
+__all__ = [
+    "DESIGNS",
+    "OBJECTIVES",
+    "Community",
+    "CommunityFee",
+    "FlexibleBlock",
+    "Generation",
+    "Peer",
+    "Scenario",
+    "Storage",
+]
+
+DESIGNS: tuple[str, ...] = tuple(Design)
+OBJECTIVES: tuple[str, ...] = tuple(Objective)
+
+# The file format holds plain strings; `p2pmarket.types` has the same values as enums.
+DesignName = Literal["p2p", "community", "hybrid"]
+ObjectiveName = Literal["system-cost", "paper"]
+Role = Literal["grid", "producer", "prosumer", "consumer"]
+
+
+class _Schema(BaseModel):
+    """Base of every schema element: frozen, strict numbers, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def __init__(self, **data: Any) -> None:
+        """Build and validate from fields; refuses with a `ScenarioError` naming the field."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise scenario_error(exc, data) from None
+
+
+class Generation(_Schema):
+    """Generation bounds (kW) and offer price ($/kWh) of a peer (paper Eq. 2)."""
+
+    min_kw: Series = 0.0
+    max_kw: Series
+    offer_per_kwh: Series = 0.0
+
+
+class Storage(_Schema):
+    """A battery: state of charge as a fraction of capacity; efficiencies in (0, 1]."""
+
+    capacity_kwh: float
+    power_kw: float
+    charge_efficiency: float = 1.0
+    discharge_efficiency: float = 1.0
+    initial_soc: float = 0.0
+    final_soc: float = 0.0
+
+
+class FlexibleBlock(_Schema):
+    """A block of flexible demand, served only when energy costs at most its price."""
+
+    max_kw: Series
+    price_per_kwh: Series
+
+
+class Peer(_Schema):
+    """One market participant; the grid is a peer with role `grid`."""
+
+    id: str
+    role: Role
+    load_kw: Series = 0.0
+    generation: Generation | None = None
+    export_fee: Series = 0.0
+    buy_price_per_kwh: Series | None = None
+    storage: Storage | None = None
+    flexible_load: tuple[FlexibleBlock, ...] = ()
+
+
+class Community(_Schema):
+    """A community: its members, the fee on trades inside it and its export fee."""
+
+    id: str
+    members: tuple[str, ...]
+    intra_fee: Series = 0.0
+    export_fee: Series | None = None
+
+
+class CommunityFee(_Schema):
+    """A contract: the fee on every sale from community `from` to community `to`."""
+
+    from_: str = Field(alias="from")
+    to: str
+    fee: Series
+
+
+class Scenario(_Schema):
+    """A validated market scenario. Build it with `Scenario.from_dict` or `load_scenario`."""
+
+    name: str = "scenario"
+    description: str = ""
+    currency: str = "USD"
+    periods: Annotated[int, Field(ge=1)] = 1
+    period_hours: float = 1.0
+    design: DesignName = "p2p"
+    objective: ObjectiveName = "system-cost"
+    uniform_fee: Series | None = None
+    communities: tuple[Community, ...] = ()
+    community_fees: tuple[CommunityFee, ...] = ()
+    links: tuple[tuple[str, str], ...] | None = None
+    fee_collector: str | None = None
+    peers: tuple[Peer, ...]
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        check(self)
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Validate a scenario given as a dict in the file format of SPEC section 5.
+
+        Raises `ScenarioError` naming the first invalid field and its value.
+        """
+        if not isinstance(data, Mapping):
+            raise ScenarioError("scenario", f"expected a mapping of fields, got {show(data)}")
+        try:
+            return cls.model_validate(_tuples(data))
+        except ValidationError as exc:
+            raise scenario_error(exc, data) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as a plain dict in the file format (round-trips through `from_dict`)."""
+        data: dict[str, Any] = _lists(self.model_dump(by_alias=True))
+        return data
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A copy with some top-level fields changed, validated again (a change given as None
+        leaves that field as it is)."""
+        data = self.to_dict()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Scenario.from_dict(data)
+
+    @property
+    def peer_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.peers)
+
+    @property
+    def grid_ids(self) -> tuple[str, ...]:
+        """Ids of the peers of role `grid`, in scenario order."""
+        return tuple(p.id for p in self.peers if p.role == "grid")
+
+    def community_of(self) -> dict[str, str | None]:
+        """Peer id -> id of the community that lists it (None for a peer listed nowhere)."""
+        owner: dict[str, str | None] = dict.fromkeys(self.peer_ids)
+        for community in self.communities:
+            for member in community.members:
+                owner[member] = community.id
+        return owner
+
+
+def _tuples(value: Any) -> Any:
+    """Lists -> tuples, recursively, so that the frozen models hold immutable sequences."""
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value

@@ -1,0 +1,162 @@
+"""The centralised clearing method: the whole market as one linear program, solved by HiGHS.
+
+`CentralisedLP().clear_window(scenario, design, objective, options)` builds the LP of SPEC
+section 3 on the design's network (`p2pmarket.core.designs`), solves it, and reads the
+solution back into a `ClearingResult`; the linopy model lives only inside the call.
+Termination is read from linopy's `TerminationCondition`, never from its text. An infeasible
+market is located by an elastic (phase-one) re-solve that names the peer, period and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import linopy
+import numpy as np
+from linopy.constants import TerminationCondition
+
+from p2pmarket.core.designs import Network, PeerData, design_network, peer_data
+from p2pmarket.core.results import ClearingResult, Timings
+from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.solve.extract import extract
+from p2pmarket.core.solve.model import build_model
+from p2pmarket.core.solve.options import SolverOptions
+from p2pmarket.errors import InfeasibleMarketError, SolverError, TimeLimitError
+from p2pmarket.types import Design, Objective
+
+__all__ = ["CentralisedLP"]
+
+_INFEASIBLE = {
+    TerminationCondition.infeasible,
+    TerminationCondition.infeasible_or_unbounded,
+}
+_TIME_LIMIT = {TerminationCondition.time_limit}
+
+
+@dataclasses.dataclass(frozen=True)
+class CentralisedLP:
+    """Clear the horizon of a scenario as one LP (the `Clearing` protocol of
+    `p2pmarket.core.solve`). `reduce`: use the exact hub model of a full p2p market (None:
+    by size; see `p2pmarket.core.designs.hubs.use_hubs`)."""
+
+    reduce: bool | None = None
+    name: str = "centralised-lp"
+
+    def clear_window(
+        self,
+        scenario: Scenario,
+        design: Design,
+        objective: Objective,
+        options: SolverOptions,
+        first_period: int = 0,
+    ) -> ClearingResult:
+        """Clear every period of `scenario` as one LP; `first_period` numbers its periods in
+        messages, for a window cut from a longer horizon."""
+        start = time.perf_counter()
+        data = peer_data(scenario)
+        net = design_network(scenario, data, design, objective, self.reduce)
+        refuse_isolated_load(data, net, first_period)
+        model, layout = build_model(scenario, data, net, objective)
+        built = time.perf_counter()
+        _solve(model, options)
+        solved = time.perf_counter()
+        condition = _termination(model)
+        if condition in _INFEASIBLE:
+            raise _diagnose(scenario, data, net, objective, options, first_period)
+        if condition in _TIME_LIMIT:
+            raise TimeLimitError(options.time_limit_s)
+        if condition != TerminationCondition.optimal:
+            raise SolverError(
+                f"the solver stopped with status {condition.value!r}", status=condition.value
+            )
+        result = extract(scenario, data, net, model, layout, design, objective)
+        timings = Timings(
+            build_seconds=built - start,
+            solve_seconds=solved - built,
+            solver_seconds=_solver_run_time(model),
+            extract_seconds=time.perf_counter() - solved,
+        )
+        return dataclasses.replace(result, timings=timings)
+
+
+def _termination(model: linopy.Model) -> TerminationCondition:
+    condition = model.termination_condition
+    try:
+        return TerminationCondition(str(condition))
+    except ValueError:
+        return TerminationCondition.unknown
+
+
+def _solver_run_time(model: linopy.Model) -> float:
+    """The solver's own run time when it reports one (HiGHS does), else 0."""
+    run_time = getattr(getattr(model, "solver_model", None), "getRunTime", None)
+    return float(run_time()) if callable(run_time) else 0.0
+
+
+def refuse_isolated_load(data: PeerData, net: Network, first_period: int = 0) -> None:
+    """A peer with load that can neither generate, discharge nor trade over any link cannot be
+    balanced. Its balance row may hold no variable at all, which the modelling layer would
+    silently drop, so it is named here before solving."""
+    linked = np.zeros(len(data.ids), dtype=bool)
+    linked[net.buyer[net.buyer < net.n_peers]] = True
+    linked[net.seller[net.seller < net.n_peers]] = True
+    isolated = ~(linked | data.can_sell)
+    stuck = np.argwhere(isolated[:, None] & (data.load_kw > 0))
+    if stuck.size:
+        n, t = (int(i) for i in stuck[0])
+        more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+        peer, period = str(data.ids[n]), first_period + t
+        reason = f"{data.load_kw[n, t]:.6g} kW of demand and no allowed link to any seller"
+        raise InfeasibleMarketError(
+            f"peer {peer!r} cannot be balanced in period {period}: {reason}{more}",
+            peer=peer,
+            period=period,
+            reason=reason,
+        )
+
+
+def _solve(model: linopy.Model, options: SolverOptions) -> None:
+    try:
+        model.solve(solver_name=options.solver, io_api="direct", **options.for_linopy())
+    except Exception as exc:  # the solver library's own errors vary by solver
+        raise SolverError(f"solver {options.solver!r} failed: {exc}") from exc
+
+
+def _diagnose(
+    s: Scenario,
+    data: PeerData,
+    net: Network,
+    objective: Objective,
+    options: SolverOptions,
+    first_period: int = 0,
+) -> InfeasibleMarketError:
+    """Solve the elastic model and say which peer and period cannot be balanced, and why."""
+    model, layout = build_model(s, data, net, objective, elastic=True)
+    _solve(model, options)
+    if _termination(model) != TerminationCondition.optimal:
+        return InfeasibleMarketError(
+            f"the market is infeasible (solver status {model.termination_condition})"
+        )
+    problems: list[tuple[str, int | None, str]] = []
+    for name, why in (
+        ("slack-shortfall", "kW of demand that no allowed seller can supply"),
+        ("slack-surplus", "kW of generation above what anyone can take (min_kw too high?)"),
+    ):
+        hits = model.variables[name].solution.to_pandas().stack()
+        hits = hits[hits > 1e-6]
+        for (peer, period), value in hits.sort_index(level=[1, 0]).items():
+            problems.append((str(peer), first_period + int(period), f"{value:.6g} {why}"))
+    if len(layout.storage):
+        sol = model.variables["slack-final-soc"].solution.to_pandas()
+        for unit, value in sol[sol > 1e-6].items():
+            problems.append((str(unit), None, f"{value:.6g} kWh short"))
+    if not problems:
+        return InfeasibleMarketError("the market is infeasible (the solver found no balance)")
+    peer, period, reason = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    if period is None:
+        message = f"storage of peer {peer!r} cannot reach its final_soc: {reason}{more}"
+    else:
+        message = f"peer {peer!r} cannot be balanced in period {period}: {reason}{more}"
+    return InfeasibleMarketError(message, peer=peer, period=period, reason=reason)

@@ -1,0 +1,202 @@
+"""Every table of a run as CSV or Parquet, and back (SPEC C7).
+
+`result_tables` gathers the tables of a result; `write_tables` writes them as `NAME.csv` or
+`NAME.parquet` (Parquet needs pyarrow: `pip install 'p2pmarket[parquet]'`) together with a
+manifest, `tables.json`, that records each table's column types, so that `read_tables` gives
+back equal tables from either format. Every file is written through a temporary file and a
+rename.
+
+CSV conventions: a missing value is an empty field and nothing else (a peer called `NA` stays
+`NA`); floats are written with the digits they need to read back exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from p2pmarket.core.analysis import role_changes, storage_summary
+from p2pmarket.core.results import ClearingResult
+from p2pmarket.errors import P2PMarketError, ScenarioError
+from p2pmarket.io.atomic import write_bytes_atomic, write_text_atomic
+
+__all__ = [
+    "FORMATS",
+    "MANIFEST",
+    "peer_totals",
+    "read_table",
+    "read_tables",
+    "result_tables",
+    "write_table",
+    "write_tables",
+]
+
+FORMATS = ("csv", "parquet")
+MANIFEST = "tables.json"
+_NUMERIC = ("int64", "float64", "bool")
+
+
+def peer_totals(result: ClearingResult) -> pd.DataFrame:
+    """One row per peer: energy over the horizon (kWh) and its mean price ($/kWh)."""
+    d = result.dispatch
+    hours = result.scenario.period_hours
+    columns = {
+        "generation_kw": "generation_kwh",
+        "load_kw": "load_kwh",
+        "flexible_load_kw": "flexible_load_kwh",
+        "charge_kw": "charge_kwh",
+        "discharge_kw": "discharge_kwh",
+        "import_kw": "import_kwh",
+        "export_kw": "export_kwh",
+    }
+    grouped = d.groupby("peer", sort=False)
+    totals = (grouped[list(columns)].sum() * hours).rename(columns=columns)
+    totals.insert(0, "declared_role", grouped["declared_role"].first())
+    totals.insert(0, "community", grouped["community"].first())
+    totals["mean_price_per_kwh"] = grouped["price_per_kwh"].mean()
+    totals = totals.reindex(list(result.scenario.peer_ids))
+    return canonical(totals.rename_axis("peer").reset_index())
+
+
+def result_tables(
+    result: ClearingResult, *, bills: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The tables of a result, by name: `dispatch`, `trades`, `prices`, `peer_totals`,
+    `storage` (one row per storage unit), `role_changes`, and `bills` when given."""
+    tables = {
+        "dispatch": result.dispatch,
+        "trades": result.trades,
+        "prices": result.prices,
+        "peer_totals": peer_totals(result),
+        "storage": storage_summary(result),
+        "role_changes": role_changes(result),
+    }
+    if bills is not None:
+        tables["bills"] = bills
+    return {name: canonical(table) for name, table in tables.items()}
+
+
+def canonical(table: pd.DataFrame) -> pd.DataFrame:
+    """A plain copy: a fresh range index, and text columns (text or missing values) typed
+    as pandas strings, so that the table reads back from CSV or Parquet as it was."""
+    out = table.reset_index(drop=True).copy()
+    for column in out.columns:
+        values = out[column]
+        if values.dtype == object and len(values) and values.map(_is_text_or_missing).all():
+            out[column] = values.astype("str")
+    return out
+
+
+def _is_text_or_missing(value: object) -> bool:
+    return value is None or isinstance(value, str) or (isinstance(value, float) and value != value)
+
+
+def write_table(table: pd.DataFrame, path: Path, *, format: str = "csv") -> Path:
+    """Write one table as CSV or Parquet at `path`, atomically."""
+    _check_format(format)
+    if format == "csv":
+        write_text_atomic(path, table.to_csv(index=False, na_rep=""))
+    else:
+        _require_pyarrow()
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False, engine="pyarrow")
+        write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
+def write_tables(
+    tables: Mapping[str, pd.DataFrame], out: Path, *, format: str = "csv"
+) -> list[Path]:
+    """Write every table as `out/NAME.csv` (or `.parquet`), then the manifest `tables.json`.
+
+    The manifest keeps what earlier calls wrote in `out` in the other format, so a directory
+    can hold both. Returns the paths written, the manifest last.
+    """
+    _check_format(format)
+    if format == "parquet":
+        _require_pyarrow()
+    manifest = _read_manifest(out) if (out / MANIFEST).is_file() else {}
+    written = []
+    for name, table in tables.items():
+        path = write_table(table, out / f"{name}.{format}", format=format)
+        entry = manifest.get(name, {})
+        files = entry.get("files", {}) if entry.get("columns") == _dtypes(table) else {}
+        manifest[name] = {
+            "columns": _dtypes(table),
+            "rows": len(table),
+            "files": {**files, format: path.name},
+        }
+        written.append(path)
+    manifest_path = out / MANIFEST
+    write_text_atomic(manifest_path, json.dumps({"tables": manifest}, indent=2) + "\n")
+    return [*written, manifest_path]
+
+
+def read_tables(out: Path, *, format: str = "csv") -> dict[str, pd.DataFrame]:
+    """Every table listed in `out/tables.json` that was written in `format`, by name."""
+    _check_format(format)
+    manifest = _read_manifest(out)
+    return {
+        name: read_table(out / entry["files"][format], dtypes=entry["columns"])
+        for name, entry in manifest.items()
+        if format in entry.get("files", {})
+    }
+
+
+def read_table(path: Path, *, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One table from a `.csv` or `.parquet` file; `dtypes` (column -> type name, as in the
+    manifest) restores the column types of a CSV file."""
+    if not path.is_file():
+        raise ScenarioError("table", f"no table file at {str(path)!r}")
+    if path.suffix == ".parquet":
+        _require_pyarrow()
+        return pd.read_parquet(path, engine="pyarrow")
+    dtypes = dict(dtypes or {})
+    table = pd.read_csv(
+        path,
+        dtype={c: t for c, t in dtypes.items() if t in (*_NUMERIC, "str", "object")},
+        keep_default_na=False,
+        na_values=[""],
+    )
+    if dtypes and list(table.columns) != list(dtypes):
+        raise ScenarioError(
+            "table", f"{path.name} has columns {list(table.columns)}, expected {list(dtypes)}"
+        )
+    return table
+
+
+def _dtypes(table: pd.DataFrame) -> dict[str, str]:
+    return {str(c): str(t) for c, t in table.dtypes.items()}
+
+
+def _read_manifest(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / MANIFEST
+    try:
+        tables = json.loads(path.read_text(encoding="utf-8"))["tables"]
+    except FileNotFoundError:
+        raise ScenarioError("tables", f"no {MANIFEST} in {str(out)!r}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScenarioError("tables", f"{str(path)!r} cannot be read: {exc}") from None
+    if not isinstance(tables, dict):
+        raise ScenarioError("tables", f"{str(path)!r} does not list tables")
+    return tables
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise ScenarioError("format", f"{format!r} is not one of {', '.join(FORMATS)}")
+
+
+def _require_pyarrow() -> None:
+    try:
+        importlib.import_module("pyarrow")
+    except ImportError:
+        raise P2PMarketError(
+            "Parquet needs pyarrow, which is not installed: pip install 'p2pmarket[parquet]'"
+        ) from None
