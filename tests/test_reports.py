@@ -33,7 +33,7 @@ import p2pmarket
 from p2pmarket.cli.common import errors_to_exit_codes
 from p2pmarket.cli.report_cmd import rebuild_result, report
 from p2pmarket.core.results import ClearingResult
-from p2pmarket.errors import P2PMarketError, ScenarioError
+from p2pmarket.errors import MissingExtraError, OptionError, P2PMarketError, ScenarioError
 from p2pmarket.io.results import write_run
 from p2pmarket.paper import PaperCheck, Reproduction
 from p2pmarket.reports import (
@@ -696,10 +696,11 @@ def test_parquet_without_pyarrow_says_how_to_get_it(
     five: ClearingResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(P2PMarketError, match=r"pip install 'p2pmarket\[parquet\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'p2pmarket\[parquet\]'") as missing:
         write_tables(result_tables(five), tmp_path, format="parquet")
+    assert (missing.value.package, missing.value.extra) == ("pyarrow", "parquet")
     assert not list(tmp_path.iterdir())
-    with pytest.raises(ScenarioError, match="'xlsx' is not one of csv, parquet"):
+    with pytest.raises(OptionError, match="'xlsx' is not one of csv, parquet"):
         write_tables(result_tables(five), tmp_path, format="xlsx")
 
 
