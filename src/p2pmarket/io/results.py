@@ -18,6 +18,7 @@ from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.settlement import Settlement
 from p2pmarket.io.atomic import write_text_atomic
 from p2pmarket.io.scenario_files import scenario_yaml
+from p2pmarket.io.tables import csv_text
 
 __all__ = ["write_comparison", "write_paper_tables", "write_run"]
 
@@ -34,13 +35,13 @@ def write_run(
     texts = {
         "scenario.yaml": scenario_yaml(result.scenario),
         "summary.json": json.dumps(result.summary().to_dict(), indent=2) + "\n",
-        "dispatch.csv": result.dispatch.to_csv(index=False),
-        "trades.csv": result.trades.to_csv(index=False),
-        "prices.csv": result.prices.to_csv(index=False),
+        "dispatch.csv": csv_text(result.dispatch),
+        "trades.csv": csv_text(result.trades),
+        "prices.csv": csv_text(result.prices),
     }
     if settlement is not None:
-        texts["bills.csv"] = settlement.bills.to_csv(index=False)
-        texts["settlement.csv"] = settlement.trades.to_csv(index=False)
+        texts["bills.csv"] = csv_text(settlement.bills)
+        texts["settlement.csv"] = csv_text(settlement.trades)
     if kpis is not None:
         texts["kpis.json"] = json.dumps(kpis.to_dict(), indent=2) + "\n"
     return _write_all(texts, out)
@@ -49,8 +50,8 @@ def write_run(
 def write_comparison(table: pd.DataFrame, bills: pd.DataFrame, out: Path) -> list[Path]:
     """`compare.csv` (one row per market) and `compare_bills.csv` (one row per market and peer)."""
     texts = {
-        "compare.csv": table.to_csv(index=False),
-        "compare_bills.csv": bills.to_csv(index=False),
+        "compare.csv": csv_text(table),
+        "compare_bills.csv": csv_text(bills),
     }
     return _write_all(texts, out)
 
@@ -74,7 +75,7 @@ def write_paper_tables(
             for c in checks
         ]
     )
-    texts = {"paper.csv": table.to_csv(index=False), "designs.csv": designs.to_csv(index=False)}
+    texts = {"paper.csv": csv_text(table), "designs.csv": csv_text(designs)}
     return _write_all(texts, out)
 
 

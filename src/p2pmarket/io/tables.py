@@ -23,12 +23,13 @@ import pandas as pd
 
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.results import ClearingResult
-from p2pmarket.errors import P2PMarketError, ScenarioError
+from p2pmarket.errors import MissingExtraError, OptionError, ScenarioError
 from p2pmarket.io.atomic import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "FORMATS",
     "MANIFEST",
+    "csv_text",
     "peer_totals",
     "read_table",
     "read_tables",
@@ -97,11 +98,17 @@ def _is_text_or_missing(value: object) -> bool:
     return value is None or isinstance(value, str) or (isinstance(value, float) and value != value)
 
 
+def csv_text(table: pd.DataFrame) -> str:
+    """A table as CSV text in the one convention of every CSV p2pmarket writes (a missing
+    value is an empty field; no index)."""
+    return table.to_csv(index=False, na_rep="")
+
+
 def write_table(table: pd.DataFrame, path: Path, *, format: str = "csv") -> Path:
     """Write one table as CSV or Parquet at `path`, atomically."""
     _check_format(format)
     if format == "csv":
-        write_text_atomic(path, table.to_csv(index=False, na_rep=""))
+        write_text_atomic(path, csv_text(table))
     else:
         _require_pyarrow()
         buffer = io.BytesIO()
@@ -190,13 +197,11 @@ def _read_manifest(out: Path) -> dict[str, dict[str, Any]]:
 
 def _check_format(format: str) -> None:
     if format not in FORMATS:
-        raise ScenarioError("format", f"{format!r} is not one of {', '.join(FORMATS)}")
+        raise OptionError("format", f"{format!r} is not one of {', '.join(FORMATS)}")
 
 
 def _require_pyarrow() -> None:
     try:
         importlib.import_module("pyarrow")
     except ImportError:
-        raise P2PMarketError(
-            "Parquet needs pyarrow, which is not installed: pip install 'p2pmarket[parquet]'"
-        ) from None
+        raise MissingExtraError("--format parquet", "pyarrow", "parquet") from None
