@@ -39,7 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from p2pmarket.core.designs.data import IntArray, PeerData
-from p2pmarket.core.designs.network import Network, node_kinds
+from p2pmarket.core.designs.network import Network, assemble
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 from p2pmarket.errors import OptionError
 from p2pmarket.types import Design, ModelKind, NodeKind, Objective, Route
@@ -170,22 +170,12 @@ def _network(
     data: PeerData, hubs: list[str], links: list[tuple[IntArray, IntArray, FloatArray]]
 ) -> Network:
     n = len(data.ids)
-    seller = np.concatenate([p[0] for p in links]).astype(np.int64)
-    buyer = np.concatenate([p[1] for p in links]).astype(np.int64)
-    fee = np.concatenate([p[2] for p in links])
-    route = np.where(
-        seller < n, Route.PEER_HUB, np.where(buyer < n, Route.HUB_PEER, Route.HUB_HUB)
-    ).astype(str)
-    return Network(
-        names=np.array([*data.ids, *hubs], dtype=object),
-        node_kind=node_kinds(n, len(hubs), NodeKind.HUB),
-        n_peers=n,
-        seller=seller,
-        buyer=buyer,
-        fee_per_kwh=fee,
-        route=route,
-        model=ModelKind.HUBS,
-    )
+
+    def route(seller: IntArray, buyer: IntArray) -> npt.NDArray[np.str_]:
+        hub_to = np.where(buyer < n, Route.HUB_PEER, Route.HUB_HUB)
+        return np.where(seller < n, Route.PEER_HUB, hub_to).astype(str)
+
+    return assemble(data.ids, hubs, NodeKind.HUB, links, route, ModelKind.HUBS)
 
 
 # --- back from hub flows to bilateral trades -------------------------------------------

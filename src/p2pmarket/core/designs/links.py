@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from p2pmarket.core.designs.data import IntArray, PeerData
-from p2pmarket.core.designs.network import Network, node_kinds
+from p2pmarket.core.designs.network import Network, assemble
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 from p2pmarket.types import Design, NodeKind, Route
 
@@ -46,19 +46,9 @@ def build_network(s: Scenario, data: PeerData, design: Design) -> Network:
     if design in (Design.COMMUNITY, Design.HYBRID):
         managers, community_parts = _community_links(data, uniform, n, T)
         parts.extend(community_parts)
-    seller = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    buyer = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    fee = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, T))
-    route = np.concatenate([np.full(p[0].size, str(p[3])) for p in parts])
-    return Network(
-        names=np.array([*data.ids, *managers], dtype=object),
-        node_kind=node_kinds(n, len(managers), NodeKind.MANAGER),
-        n_peers=n,
-        seller=seller,
-        buyer=buyer,
-        fee_per_kwh=fee,
-        route=route,
-    )
+    routes = np.concatenate([np.full(p[0].size, str(p[3])) for p in parts])
+    links = [(seller, buyer, fee) for seller, buyer, fee, _ in parts]
+    return assemble(data.ids, managers, NodeKind.MANAGER, links, lambda *_: routes)
 
 
 def _p2p_pairs(s: Scenario, data: PeerData) -> tuple[IntArray, IntArray]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from p2pmarket.core.designs.data import IntArray
 from p2pmarket.core.scenario import FloatArray
 from p2pmarket.types import ModelKind, NodeKind
 
-__all__ = ["Network"]
+__all__ = ["Network", "assemble"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,28 @@ class Network:
         return self.names[self.n_peers :]
 
 
-def node_kinds(n_peers: int, others: int, kind: NodeKind) -> npt.NDArray[np.object_]:
-    """`peer` for the first `n_peers` nodes, `kind` for the `others` after them."""
-    return np.array([NodeKind.PEER] * n_peers + [kind] * others, dtype=object)
+def assemble(
+    peers: pd.Index,
+    others: Sequence[str],
+    kind: NodeKind,
+    parts: Sequence[tuple[IntArray, IntArray, FloatArray]],
+    route: Callable[[IntArray, IntArray], npt.NDArray[np.str_]],
+    model: ModelKind = ModelKind.EXPLICIT,
+) -> Network:
+    """A network of `peers` and then the pass-through nodes `others` (all of `kind`), with the
+    links of every part `(seller, buyer, fee)` (node positions; fees (links, periods)) and the
+    `route(seller, buyer)` of each link."""
+    n = len(peers)
+    seller = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    buyer = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    fee = np.concatenate([p[2] for p in parts])
+    return Network(
+        names=np.array([*peers, *others], dtype=object),
+        node_kind=np.array([NodeKind.PEER] * n + [kind] * len(others), dtype=object),
+        n_peers=n,
+        seller=seller,
+        buyer=buyer,
+        fee_per_kwh=fee,
+        route=route(seller, buyer),
+        model=model,
+    )
