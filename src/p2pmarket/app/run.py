@@ -32,10 +32,10 @@ class Clearings:
     options: SolverOptions = field(default_factory=SolverOptions)
     runner: Runner | None = None
     _done: dict[tuple[Scenario, Design, Objective], ClearingResult] = field(
-        default_factory=dict, repr=False
+        default_factory=dict, init=False, repr=False
     )
     _baselines: dict[Scenario, ClearingResult | InfeasibleMarketError] = field(
-        default_factory=dict, repr=False
+        default_factory=dict, init=False, repr=False
     )
 
     def remember(self, result: ClearingResult) -> ClearingResult:

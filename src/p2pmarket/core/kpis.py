@@ -21,13 +21,13 @@ balance and are left out of the shares):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.results import ClearingResult, plain_fields
 from p2pmarket.core.settlement import Settlement
 from p2pmarket.types import Objective, Rule
 
@@ -159,7 +159,7 @@ class Kpis:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values, in field order (enums as their text)."""
-        return {k: str(v) if isinstance(v, str) else v for k, v in asdict(self).items()}
+        return plain_fields(self)
 
 
 def kpis(result: ClearingResult, settlement: Settlement) -> Kpis:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.types import Design, ModelKind, Objective, PeriodsSolved, Status
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "DISPATCH_COLUMNS",
@@ -18,6 +22,7 @@ __all__ = [
     "Status",
     "Summary",
     "Timings",
+    "plain_fields",
 ]
 
 
@@ -179,4 +184,10 @@ class Summary:
 
     def to_dict(self) -> dict[str, object]:
         """Plain values (enums as their text), in field order: what `summary.json` holds."""
-        return {k: str(v) if isinstance(v, str) else v for k, v in asdict(self).items()}
+        return plain_fields(self)
+
+
+def plain_fields(record: DataclassInstance) -> dict[str, Any]:
+    """The fields of a dataclass instance as plain JSON values, in field order: enums (all
+    `StrEnum`s) as their text."""
+    return {k: str(v) if isinstance(v, str) else v for k, v in asdict(record).items()}

@@ -51,11 +51,6 @@ class Network:
     def n_links(self) -> int:
         return int(self.seller.size)
 
-    @property
-    def pass_through(self) -> npt.NDArray[np.object_]:
-        """Names of the nodes after the peers (managers or hubs)."""
-        return self.names[self.n_peers :]
-
 
 def assemble(
     peers: pd.Index,

@@ -52,7 +52,7 @@ from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Peer, Scenario, Series, series
 from p2pmarket.core.settlement.rules import TARIFF, energy_price
 from p2pmarket.errors import OptionError
-from p2pmarket.types import Objective, Rule, parse
+from p2pmarket.types import Objective, Route, Rule, parse
 
 __all__ = ["BILL_COLUMNS", "OPERATOR", "RULES", "Settlement", "settle"]
 
@@ -112,7 +112,9 @@ class Settlement:
                 "period": t["period"].to_numpy(),
                 "seller": t["seller"].to_numpy(),
                 "buyer": t["buyer"].to_numpy(),
-                "route": np.where(t["via_manager"].to_numpy(), "via-manager", "p2p"),
+                "route": np.where(
+                    t["via_manager"].to_numpy(), str(Route.VIA_MANAGER), str(Route.P2P)
+                ),
                 "energy_kwh": energy,
                 "price_per_kwh": t["price_per_kwh"].to_numpy(),
                 "fee_per_kwh": t["fee"].to_numpy() / np.where(energy > 0, energy, 1.0),
