@@ -233,6 +233,36 @@ RULES = [
     pytest.param(set_in("periods", 0), "periods", "0", id="zero-periods"),
     pytest.param(set_in("period_hours", 0), "period_hours", "got 0", id="zero-period-hours"),
     pytest.param(set_in("peers", []), "peers", "at least one peer", id="empty-peers"),
+    # issue 11 (docs/scenario-limits.md)
+    pytest.param(
+        set_in("periods", 1_000_000_000), "periods", "1,000,000,000", id="absurd-periods"
+    ),
+    pytest.param(set_in("peers.1.load_kw", 1e300), "peers[P2].load_kw", "1e+300", id="huge-load"),
+    pytest.param(
+        set_in("peers.2.generation.max_kw", 1e20),
+        "peers[P3].generation.max_kw", "1e+20",
+        id="huge-generation-bound",
+    ),
+    pytest.param(
+        set_in("peers.1.load_kw", float("inf")), "peers[P2].load_kw", "inf", id="infinite-load"
+    ),
+    pytest.param(set_in("period_hours", 10_000), "period_hours", "10000", id="period-over-a-year"),
+    pytest.param(set_in("period", 3), "period", "did you mean 'periods'?", id="typo-suggested"),
+    pytest.param(
+        set_in("peers.2.storage.capacity", 3),
+        "peers[P3].storage.capacity", "did you mean 'capacity_kwh'?",
+        id="nested-typo-suggested",
+    ),
+    pytest.param(
+        set_in("peers.1.load_kw", {"csv": "load.csv"}),
+        "peers[P2].load_kw.column", "`column: NAME`",
+        id="csv-reference-without-column",
+    ),
+    pytest.param(
+        set_in("peers.1.flexible_load", [{"max_kw": 1, "price_per_kwh": -0.1}]),
+        "peers[P2].flexible_load[0].price_per_kwh", "-0.1",
+        id="negative-flexible-price-never-served",
+    ),
 ]
 # fmt: on
 
@@ -344,6 +374,32 @@ def test_real_script_prints_no_traceback(tmp_path: Path) -> None:
     assert "peers[P3].generation.min_kw" in line
     assert "60" in line
     assert_nothing_written(out)
+
+
+def test_huge_bound_is_refused_before_the_solver_prints_anything(tmp_path: Path) -> None:
+    """`max_kw: 1e20` once reached HiGHS, which printed warnings on stdout: refused first."""
+    data = valid_scenario()
+    data["peers"][0]["generation"]["max_kw"] = 1e20
+    file = write_yaml(tmp_path / "huge.yaml", data)
+    done = subprocess.run(
+        [str(SCRIPT), "run", str(file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == EXIT_INPUT
+    assert done.stdout == ""
+    assert "peers[grid].generation.max_kw: 1e+20 kW is out of range" in one_line(done.stderr)
+
+
+def test_bad_size_limit_in_the_environment_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("P2PMARKET_MAX_PERIODS", "lots")
+    result = invoke("validate", write_yaml(tmp_path / "valid.yaml", valid_scenario()))
+
+    assert result.exit_code == EXIT_INPUT
+    assert " P2PMARKET_MAX_PERIODS: " in one_line(result.stderr)
+    assert "'lots'" in result.stderr
 
 
 # --- infeasible market -----------------------------------------------------------------------

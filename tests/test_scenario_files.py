@@ -191,6 +191,94 @@ def test_csv_series_in_a_subfolder(tmp_path: Path) -> None:
     assert load_scenario(write(tmp_path / "s.json", data)) == Scenario.from_dict(simple_scenario())
 
 
+# (CSV text, or None for a folder in its place; what the one-line message must hold)
+BAD_CSV = [
+    pytest.param("values\n30\n", "s.csv:values has 1 row of values, expected 2", id="too-few-rows"),
+    pytest.param(
+        "values\n1\n2\n3\n", "s.csv:values has 3 rows of values, expected 2", id="too-many"
+    ),
+    pytest.param("values\n30\nabc\n", "s.csv:values row 2 (line 3) is 'abc'", id="text-cell"),
+    pytest.param("values,b\n30,1\n,2\n", "s.csv:values row 2 (line 3) is empty", id="empty"),
+    pytest.param("values\n30\ninf\n", "row 2 (line 3) is 'inf', not a finite", id="inf-cell"),
+    pytest.param("", "for column 'values'", id="empty-file"),
+    pytest.param(None, "for column 'values'", id="a-folder"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CSV)
+def test_bad_csv_series_names_the_file_and_the_column(
+    tmp_path: Path, text: str | None, expected: str
+) -> None:
+    if text is None:
+        (tmp_path / "s.csv").mkdir()
+    else:
+        (tmp_path / "s.csv").write_text(text, encoding="utf-8")
+    data = simple_scenario()
+    data["peers"][1]["load_kw"] = {"csv": "s.csv", "column": "values"}
+
+    with pytest.raises(p2pmarket.ScenarioError) as refused:
+        load_scenario(write(tmp_path / "s.yaml", data))
+
+    assert refused.value.field.startswith("peers[P2].load_kw.")
+    assert expected in str(refused.value)
+    assert "s.csv" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_missing_csv_file_names_the_file_and_the_column(tmp_path: Path) -> None:
+    data = simple_scenario()
+    data["peers"][1]["load_kw"] = {"csv": "nowhere.csv", "column": "values"}
+
+    with pytest.raises(p2pmarket.ScenarioError, match=r"nowhere\.csv.*'values'") as refused:
+        load_scenario(write(tmp_path / "s.yaml", data))
+    assert refused.value.field == "peers[P2].load_kw.csv"
+
+
+@pytest.mark.parametrize(
+    ("reference", "field", "expected"),
+    [
+        pytest.param({"csv": "s.csv"}, "column", "needs `column: NAME`", id="no-column"),
+        pytest.param({"column": "values"}, "csv", "needs `csv: FILE`", id="no-file"),
+        pytest.param(
+            {"csv": "s.csv", "colum": "values"}, "colum", "did you mean 'column'?", id="typo"
+        ),
+        pytest.param({"csv": "s.csv", "column": 3}, "column", "as text, got 3", id="not-text"),
+    ],
+)
+def test_incomplete_csv_reference_says_what_is_missing(
+    tmp_path: Path, reference: dict[str, Any], field: str, expected: str
+) -> None:
+    (tmp_path / "s.csv").write_text("values\n1\n2\n", encoding="utf-8")
+    data = simple_scenario()
+    data["peers"][1]["load_kw"] = reference
+
+    with pytest.raises(p2pmarket.ScenarioError) as refused:
+        load_scenario(write(tmp_path / "s.yaml", data))
+    assert refused.value.field == f"peers[P2].load_kw.{field}"
+    assert expected in str(refused.value)
+    assert "number" not in str(refused.value)
+
+
+def test_csv_file_used_by_several_series_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s.csv").write_text("a,b\n30,50\n45,20\n", encoding="utf-8")
+    data = simple_scenario()
+    data["peers"][1]["load_kw"] = {"csv": "s.csv", "column": "a"}
+    data["peers"][2]["generation"]["max_kw"] = {"csv": "s.csv", "column": "b"}
+    reads: list[object] = []
+    read_csv = pd.read_csv
+
+    def counting(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        reads.append(args[0])
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+
+    assert load_scenario(write(tmp_path / "s.yaml", data)) == Scenario.from_dict(simple_scenario())
+    assert len(reads) == 1
+
+
 # --- built-in cases and round trips ----------------------------------------------------------
 
 

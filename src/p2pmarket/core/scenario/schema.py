@@ -13,10 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
+from p2pmarket.core.scenario.limits import DEFAULT_LIMITS, Limits
 from p2pmarket.core.scenario.messages import scenario_error, show
-from p2pmarket.core.scenario.rules import check
+from p2pmarket.core.scenario.rules import check, check_size
 from p2pmarket.core.scenario.series import Series
 from p2pmarket.errors import ScenarioError
 from p2pmarket.types import Design, Objective
@@ -52,7 +60,12 @@ class _Schema(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise scenario_error(exc, data) from None
+            raise scenario_error(exc, data, type(self)) from None
+
+    # Validation (`model_validate`, and every part inside a scenario) goes straight to
+    # pydantic, not through this `__init__`: it keeps its context (the size limits of
+    # `Scenario.from_dict`) and reports every error from the scenario's root.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class Generation(_Schema):
@@ -128,35 +141,52 @@ class Scenario(_Schema):
     fee_collector: str | None = None
     peers: tuple[Peer, ...]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _size_limits(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse an oversized scenario before any field is validated (docs/scenario-limits.md):
+        limits from the validation context (`from_dict(limits=...)`), else the defaults."""
+        if isinstance(data, Mapping):
+            context = info.context if isinstance(info.context, Mapping) else {}
+            limits = context.get("limits") or DEFAULT_LIMITS
+            check_size(data.get("periods", 1), data.get("peers"), limits)
+        return data
+
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
         check(self)
         return self
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+    def from_dict(cls, data: Mapping[str, Any], *, limits: Limits | None = None) -> Self:
         """Validate a scenario given as a dict in the file format of SPEC section 5.
 
-        Raises `ScenarioError` naming the first invalid field and its value.
+        `limits` are the size limits (default `Limits()`: 100,000 periods, 10,000,000
+        peer-periods; docs/scenario-limits.md). Raises `ScenarioError` naming the first
+        invalid field and its value.
         """
         if not isinstance(data, Mapping):
             raise ScenarioError("scenario", f"expected a mapping of fields, got {show(data)}")
+        # The size comes first: nothing below may cost more than the scenario's own size.
+        check_size(data.get("periods", 1), data.get("peers"), limits or DEFAULT_LIMITS)
         try:
-            return cls.model_validate(_tuples(data))
+            return cls.model_validate(_tuples(data), context={"limits": limits})
         except ValidationError as exc:
-            raise scenario_error(exc, data) from None
+            raise scenario_error(exc, data, cls) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The scenario as a plain dict in the file format (round-trips through `from_dict`)."""
         data: dict[str, Any] = _lists(self.model_dump(by_alias=True))
         return data
 
-    def replace(self, **changes: Any) -> Scenario:
+    def replace(self, *, limits: Limits | None = None, **changes: Any) -> Scenario:
         """A copy with some top-level fields changed, validated again (a change given as None
-        leaves that field as it is)."""
+        leaves that field as it is). The size limits are `limits` (default `Limits()`),
+        widened to this scenario's own size: what was accepted once stays accepted."""
         data = self.to_dict()
         data.update({k: v for k, v in changes.items() if v is not None})
-        return Scenario.from_dict(data)
+        allowed = (limits or DEFAULT_LIMITS).widened_to(self.periods, len(self.peers))
+        return Scenario.from_dict(data, limits=allowed)
 
     @property
     def peer_ids(self) -> tuple[str, ...]:
