@@ -1,7 +1,7 @@
 """The 17-peer system (reconstructed data): Cases I, II and the 24-hour Case III.
 
 Expected objectives under the paper objective are those of the reconstruction's independent
-solve (shared/paper/17-peer-reconstruction.md); the system-cost objectives and the per-peer
+solve (docs/seventeen-peer-reconstruction.md); the system-cost objectives and the per-peer
 generation table (tests/data/seventeen-peer-generation.csv) were produced by the independent
 scipy formulation in tests/reference_lp.py, not by p2pmarket.
 """
