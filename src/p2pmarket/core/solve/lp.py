@@ -10,8 +10,12 @@ market is located by an elastic (phase-one) re-solve that names the peer, period
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import sys
 import time
 
+import highspy
 import linopy
 import numpy as np
 from linopy.constants import TerminationCondition
@@ -32,6 +36,34 @@ _INFEASIBLE = {
     TerminationCondition.infeasible_or_unbounded,
 }
 _TIME_LIMIT = {TerminationCondition.time_limit}
+
+# A library is silent unless asked: linopy's messages go to the application's logging
+# configuration (a NullHandler keeps Python from printing them when there is none).
+logging.getLogger("linopy").addHandler(logging.NullHandler())
+_BANNER_SILENCED = False
+
+
+def _silence_highs_banner() -> None:
+    """HiGHS prints a banner straight to file descriptor 1 when its first instance in a
+    process is created, before any option can turn it off: create that instance with the
+    descriptor pointed at /dev/null (once per process; where descriptors cannot be moved,
+    e.g. no real stdout, leave it)."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    _BANNER_SILENCED = True
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +149,8 @@ def refuse_isolated_load(data: PeerData, net: Network, first_period: int = 0) ->
 
 
 def _solve(model: linopy.Model, options: SolverOptions) -> None:
+    if options.solver == "highs" and not options.log:
+        _silence_highs_banner()
     try:
         model.solve(solver_name=options.solver, io_api="direct", **options.for_linopy())
     except Exception as exc:  # the solver library's own errors vary by solver

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from p2pmarket.types import Algorithm
+from p2pmarket.errors import OptionError
+from p2pmarket.types import Algorithm, parse
 
-__all__ = ["ALGORITHMS", "SolverOptions"]
+__all__ = ["ALGORITHMS", "MAX_THREADS", "TOLERANCE_RANGE", "SolverOptions"]
 
 ALGORITHMS: tuple[str, ...] = tuple(Algorithm)
+MAX_THREADS = 1024
+"""HiGHS starts a worker per thread (at 100,000 it aborts the process); more threads than the
+machine has cores only slow it down."""
+TOLERANCE_RANGE = (1e-10, 1e-3)
+"""Feasibility tolerances HiGHS accepts from 1e-10; beyond 1e-3 kWh a balance is no market."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,26 @@ class SolverOptions:
     workers: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse, with the option's name and value, what the solver would reject, ignore
+        or abort on (`OptionError`)."""
+        object.__setattr__(self, "algorithm", parse(Algorithm, self.algorithm, "algorithm"))
+        _integer_in("threads", self.threads, 1, MAX_THREADS)
+        _integer_in("workers", self.workers, 1, MAX_THREADS)
+        if self.time_limit_s is not None and not (
+            _is_number(self.time_limit_s) and 0 < self.time_limit_s < math.inf
+        ):
+            raise OptionError(
+                "time_limit_s", f"must be a positive number of seconds, got {self.time_limit_s!r}"
+            )
+        low, high = TOLERANCE_RANGE
+        for name in ("primal_tolerance", "dual_tolerance"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and low <= value <= high):
+                raise OptionError(name, f"must be between {low:g} and {high:g}, got {value!r}")
+        if self.log_file is not None:
+            _check_log_file(self.log_file)
+
     def for_linopy(self) -> dict[str, Any]:
         """Keyword options for `linopy.Model.solve`."""
         options: dict[str, Any] = {}
@@ -62,3 +91,29 @@ class SolverOptions:
                 options["dual_feasibility_tolerance"] = float(self.dual_tolerance)
         options.update(self.extra)
         return options
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer_in(name: str, value: object, low: int, high: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise OptionError(name, f"must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _check_log_file(log_file: str) -> None:
+    """The solver's log file must be a file that can be written: HiGHS ignores one it
+    cannot open without a word."""
+    path = Path(log_file)
+    if path.is_dir():
+        raise OptionError("log_file", f"{log_file!r} is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "does not exist" if not parent.exists() else "is not a directory"
+        raise OptionError("log_file", f"the directory {str(parent)!r} of {log_file!r} {what}")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise OptionError("log_file", f"{log_file!r} cannot be written: permission denied")
