@@ -10,6 +10,8 @@
 #   (also written to $P2PMARKET_PG_DIR/url).
 # - Idempotent: sourcing it again reuses a running server, restarts a stopped one, and
 #   re-initialises a cluster left half-made.
+# - When this call started the server, it exports P2PMARKET_PG_STOP, a script that stops it:
+#   `bash "$P2PMARKET_PG_STOP"` (.ci/run does so on exit, also when the tests fail).
 # Meant to be sourced (it exports a variable); executed, it prints the URL instead.
 
 _p2pm_pg_main() {
@@ -88,6 +90,15 @@ _p2pm_pg_main() {
             echo "postgres.sh: the server did not start, see $dir/server.log" >&2
             return 1
         }
+        # This call started the server: say how to stop it (`bash "$P2PMARKET_PG_STOP"`).
+        if [ -n "$user" ]; then
+            printf 'runuser -u %q -- %q -D %q -m fast -w stop >/dev/null\n' \
+                "$user" "$bindir/pg_ctl" "$data" >"$dir/stop.sh"
+        else
+            printf '%q -D %q -m fast -w stop >/dev/null\n' "$bindir/pg_ctl" "$data" >"$dir/stop.sh"
+        fi
+        P2PMARKET_PG_STOP="$dir/stop.sh"
+        export P2PMARKET_PG_STOP
     fi
     port="$(cat "$dir/port")"
 
