@@ -16,7 +16,7 @@ from p2pmarket import cases
 from p2pmarket.app.clearing import clear
 from p2pmarket.app.run import Clearings
 from p2pmarket.core.analysis import storage_summary
-from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.results import ClearingResult, link_energy_kwh, traded_energy_kwh
 from p2pmarket.types import Design, Objective
 
 __all__ = ["PAPER_CASES", "PaperCheck", "Reproduction", "design_comparison", "reproduce"]
@@ -116,8 +116,11 @@ def design_comparison(
     on_case: Callable[[str], None] | None = None,
     clearings: Clearings | None = None,
 ) -> pd.DataFrame:
-    """Objective of each case under every design and objective, one row per case and design.
-    Pass the `clearings` of `reproduce` to clear no market twice."""
+    """Objective of each case under every design and objective, one row per case and design:
+    `case`, `design`, `paper` and `system-cost` (objective values), and of the `paper`
+    clearing `traded_energy_kwh` (delivered between peers, each kWh once),
+    `link_energy_kwh` (over trade links, per hop) and `trades` (rows of its trades table);
+    docs/quantities.md. Pass the `clearings` of `reproduce` to clear no market twice."""
     clearings = clearings or Clearings()
     rows = []
     for name in names:
@@ -130,7 +133,8 @@ def design_comparison(
                 result = clearings.get(scenario, design, objective)
                 row[objective] = result.objective
                 if objective == "paper":
-                    row["traded_kwh"] = float(result.trades["energy_kwh"].sum())
+                    row["traded_energy_kwh"] = traded_energy_kwh(result.trades)
+                    row["link_energy_kwh"] = link_energy_kwh(result.trades)
                     row["trades"] = len(result.trades)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -182,7 +186,7 @@ def _per_peer(result: ClearingResult, column: str) -> pd.Series:
     return result.dispatch.groupby("peer", sort=False)[column].sum()
 
 
-# What the reconstruction's independent solve found (shared/paper/17-peer-reconstruction.md).
+# What the reconstruction's independent solve found (docs/seventeen-peer-reconstruction.md).
 _RECONSTRUCTION_OBJECTIVE = {
     "seventeen-peer-case-1": 76.652,
     "seventeen-peer-case-2": 65.388,

@@ -1,14 +1,17 @@
 """Market KPIs: pure functions of a cleared result and its settlement (SPEC C4).
 
 Definitions (energy in kWh over the horizon; grid peers are not members of any community's
-balance and are left out of the shares):
+balance and are left out of the shares; docs/quantities.md lists every quantity shown):
 
 * `total_cost`: generation cost + fees - value of served flexible demand - value of energy
   the grid absorbs (the `system-cost` objective, whatever objective was cleared).
 * `social_welfare`: -total_cost (inflexible load has no stated value, so welfare counts the
   value of flexible demand and of absorbed energy against every cost).
-* traded volume: bilateral energy, split into `inside` one community, `between` communities
-  and `with_grid`; the three add up to `total`.
+* `traded_kwh`: the energy delivered between peers, each kWh counted once from its seller to
+  its final buyer (energy through community managers traced back to its sellers,
+  `p2pmarket.core.flows.bilateral_trades`; a manager's pass-through is not counted again),
+  split into `inside` one community, `between` communities and `with_grid`; the three add up
+  to `total`, which is `Summary.traded_energy_kwh` of the same result.
 * self-sufficiency of a community: 1 - energy its members buy from outside it / their demand
   (load, flexible demand and storage charging); self-consumption: 1 - energy they sell outside
   it / their generation and discharge. Both lie in [0, 1] by the no-resale rule. The market's
@@ -16,6 +19,12 @@ balance and are left out of the shares):
 * fairness of savings among non-grid peers: Jain's index (sum s)^2 / (n sum s^2), in (0, 1]
   for non-negative savings, and the Gini coefficient sum |s_i - s_j| / (2 n^2 mean s); both
   are reported as NaN when savings are not all non-negative or all zero.
+
+Energy KPIs (traded energy, grid import and export, self-sufficiency, self-consumption)
+describe the market as cleared, `result`. Money KPIs (total cost, fees, savings and their
+fairness) are the settlement's, and a `paper` clearing is settled on its `system-cost`
+clearing (`p2pmarket.app.settle_result`), whose trades may differ: the energy KPIs never mix
+the two.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from p2pmarket.core.flows import bilateral_trades
 from p2pmarket.core.results import ClearingResult, plain_fields
 from p2pmarket.core.settlement import Settlement
 from p2pmarket.types import Objective, Rule
@@ -50,9 +60,23 @@ def gini(values: np.ndarray) -> float:
     return float(np.abs(v[:, None] - v[None, :]).sum() / (2 * v.size**2 * v.mean()))
 
 
-def traded_volume(result: ClearingResult, settlement: Settlement) -> dict[str, float]:
-    """Bilateral energy traded inside communities, between them and with the grid (kWh)."""
-    t = settlement.trades
+def _delivered(result: ClearingResult, settlement: Settlement | None) -> pd.DataFrame:
+    """The bilateral trades of `result` (seller to final buyer, managers resolved): those of
+    `settlement` when it settled this very clearing, else computed from `result.trades` (a
+    `paper` clearing is settled on its `system-cost` twin, whose trades may differ)."""
+    if settlement is not None and settlement.cleared_with == result.objective_kind:
+        return settlement.trades
+    return bilateral_trades(result)
+
+
+def traded_volume(result: ClearingResult, settlement: Settlement | None = None) -> dict[str, float]:
+    """Energy delivered between peers (each kWh once, module docstring) inside communities,
+    between them and with the grid, and in `total` (kWh), in the market as cleared.
+    `settlement`, when it is this clearing's, saves tracing the trades again."""
+    return _volume(result, _delivered(result, settlement))
+
+
+def _volume(result: ClearingResult, t: pd.DataFrame) -> dict[str, float]:
     owner = _groups(result)
     grids = set(result.scenario.grid_ids)
     with_grid = t["seller"].isin(grids) | t["buyer"].isin(grids)
@@ -68,8 +92,13 @@ def traded_volume(result: ClearingResult, settlement: Settlement) -> dict[str, f
     }
 
 
-def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataFrame:
-    """Self-sufficiency and self-consumption per community and for the whole market."""
+def community_shares(result: ClearingResult, settlement: Settlement | None = None) -> pd.DataFrame:
+    """Self-sufficiency and self-consumption per community and for the whole market, in the
+    market as cleared (`settlement` as in `traded_volume`)."""
+    return _community_shares(result, _delivered(result, settlement))
+
+
+def _community_shares(result: ClearingResult, t: pd.DataFrame) -> pd.DataFrame:
     s = result.scenario
     dt = s.period_hours
     owner = _groups(result)
@@ -83,7 +112,6 @@ def community_shares(result: ClearingResult, settlement: Settlement) -> pd.DataF
         .sum()
     )
     supply = ((members["generation_kw"] + members["discharge_kw"]) * dt).groupby(group).sum()
-    t = settlement.trades
 
     outside = ("grid", "")
 
@@ -146,7 +174,8 @@ class Kpis:
     fees_collected: float
     fee_collector: str
     traded_kwh: dict[str, float]
-    """`inside`, `between`, `with_grid` and `total`."""
+    """Energy delivered between peers, each kWh once: `inside`, `between`, `with_grid` and
+    `total` (= `Summary.traded_energy_kwh`)."""
     grid_import_kwh: float
     grid_export_kwh: float
     self_sufficiency: float | None
@@ -171,8 +200,9 @@ def kpis(result: ClearingResult, settlement: Settlement) -> Kpis:
         - lines["flexible_value"].sum()
         - lines["absorbed_value"].sum()
     )
-    volume = traded_volume(result, settlement)
-    shares = community_shares(result, settlement)
+    delivered = _delivered(result, settlement)
+    volume = _volume(result, delivered)
+    shares = _community_shares(result, delivered)
     market = shares.iloc[-1]  # the market's own row comes last
     grids = set(result.scenario.grid_ids)
     bills = settlement.bills[~settlement.bills["peer"].isin(grids)]

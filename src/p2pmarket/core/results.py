@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.scenario import Scenario
-from p2pmarket.types import Design, ModelKind, Objective, PeriodsSolved, Status
+from p2pmarket.types import Design, ModelKind, NodeKind, Objective, PeriodsSolved, Status
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -22,7 +22,9 @@ __all__ = [
     "Status",
     "Summary",
     "Timings",
+    "link_energy_kwh",
     "plain_fields",
+    "traded_energy_kwh",
 ]
 
 
@@ -63,11 +65,42 @@ TRADE_COLUMNS = (
 `seller_kind` and `buyer_kind` are `NodeKind` values (`peer`, `manager`): a manager is named by
 its community's id, and only the kind tells it from a peer of the same name."""
 
-PRICE_COLUMNS = ("period", "node", "kind", "price_per_kwh", "sell_price_per_kwh")
+PRICE_COLUMNS = (
+    "period",
+    "node",
+    "kind",
+    "price_per_kwh",
+    "sell_price_per_kwh",
+    "price_low_per_kwh",
+    "price_high_per_kwh",
+    "sell_price_low_per_kwh",
+    "sell_price_high_per_kwh",
+)
 """Columns of `ClearingResult.prices`: one row per node (peers, then managers) and period.
 `price_per_kwh` is the cost of serving one more kWh at the node (the balance dual), empty
 (NaN) for a peer that can never buy; `sell_price_per_kwh` what one more kWh sold from there
-is worth (balance dual less the no-resale dual)."""
+is worth (balance dual less the no-resale dual). Where a dual is not unique the price is the
+upper end of its interval `*_low_per_kwh`..`*_high_per_kwh` (docs/prices.md)."""
+
+
+def traded_energy_kwh(trades: pd.DataFrame) -> float:
+    """Energy delivered between peers (kWh): each kWh counted once, from its seller to its
+    final buyer, however many community managers it passed through on the way.
+
+    Every kWh a peer buys arrives on exactly one trade whose buyer is a peer (`buyer_kind`;
+    managers pass on all they receive), so this is the energy of those trades. It equals the
+    total of the bilateral trades (`p2pmarket.core.flows.bilateral_trades`) and the KPIs'
+    `traded_kwh["total"]`. See docs/quantities.md."""
+    to_peers = trades["buyer_kind"] == NodeKind.PEER
+    return float(trades.loc[to_peers, "energy_kwh"].sum())
+
+
+def link_energy_kwh(trades: pd.DataFrame) -> float:
+    """Energy over trade links, counted per hop (kWh): the sum over every row of `trades`, so
+    a kWh routed through a community manager counts once into the manager and once out of
+    it (and once more per manager-to-manager link). Equal to `traded_energy_kwh` when no
+    energy passes through a manager. See docs/quantities.md."""
+    return float(trades["energy_kwh"].sum())
 
 
 @dataclass(frozen=True)
@@ -141,7 +174,8 @@ class ClearingResult:
             period_hours=hours,
             peers=len(self.scenario.peers),
             trades=len(self.trades),
-            traded_energy_kwh=float(self.trades["energy_kwh"].sum()),
+            traded_energy_kwh=traded_energy_kwh(self.trades),
+            link_energy_kwh=link_energy_kwh(self.trades),
             generation_kwh=float(d["generation_kw"].sum() * hours),
             load_kwh=float((d["load_kw"] + d["flexible_load_kw"]).sum() * hours),
             variables=self.n_variables,
@@ -171,6 +205,10 @@ class Summary:
     peers: int
     trades: int
     traded_energy_kwh: float
+    """Energy delivered between peers, each kWh once (`traded_energy_kwh()`)."""
+    link_energy_kwh: float
+    """Energy over trade links counted per hop (`link_energy_kwh()`): through a manager a kWh
+    counts twice or more."""
     generation_kwh: float
     load_kwh: float
     variables: int

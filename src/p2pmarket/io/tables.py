@@ -7,7 +7,9 @@ back equal tables from either format. Every file is written through a temporary 
 rename.
 
 CSV conventions: a missing value is an empty field and nothing else (a peer called `NA` stays
-`NA`); floats are written with the digits they need to read back exactly.
+`NA`); every float is written rounded to 6 decimals, in positional notation, without trailing
+zeros and never as `-0` (docs/prices.md, "Precision"): read back, it is within 5e-7 of the
+value in memory. Parquet keeps floats exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from p2pmarket.core.analysis import role_changes, storage_summary
@@ -41,6 +44,8 @@ __all__ = [
 FORMATS = ("csv", "parquet")
 MANIFEST = "tables.json"
 _NUMERIC = ("int64", "float64", "bool")
+_DECIMALS = 6
+"""Decimals of every float in a CSV file: 1e-6 kW, kWh, currency or currency/kWh."""
 
 
 def peer_totals(result: ClearingResult) -> pd.DataFrame:
@@ -66,20 +71,27 @@ def peer_totals(result: ClearingResult) -> pd.DataFrame:
 
 
 def result_tables(
-    result: ClearingResult, *, bills: pd.DataFrame | None = None
+    result: ClearingResult,
+    *,
+    bills: pd.DataFrame | None = None,
+    settlement: pd.DataFrame | None = None,
+    prices: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The tables of a result, by name: `dispatch`, `trades`, `prices`, `peer_totals`,
-    `storage` (one row per storage unit), `role_changes`, and `bills` when given."""
+    """The tables of a result, by name: `dispatch`, `trades`, `prices` (`prices` when given:
+    the prices the bills use), `peer_totals`, `storage` (one row per storage unit),
+    `role_changes`, and `bills` and `settlement` (the settled trades) when given."""
     tables = {
         "dispatch": result.dispatch,
         "trades": result.trades,
-        "prices": result.prices,
+        "prices": result.prices if prices is None else prices,
         "peer_totals": peer_totals(result),
         "storage": storage_summary(result),
         "role_changes": role_changes(result),
     }
     if bills is not None:
         tables["bills"] = bills
+    if settlement is not None:
+        tables["settlement"] = settlement
     return {name: canonical(table) for name, table in tables.items()}
 
 
@@ -100,8 +112,27 @@ def _is_text_or_missing(value: object) -> bool:
 
 def csv_text(table: pd.DataFrame) -> str:
     """A table as CSV text in the one convention of every CSV p2pmarket writes (a missing
-    value is an empty field; no index)."""
-    return table.to_csv(index=False, na_rep="")
+    value is an empty field; no index; floats rounded to 6 decimals, `-0` written `0`)."""
+    return _rounded(table).to_csv(index=False, na_rep="")
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Float columns as text: rounded to `_DECIMALS`, positional, trailing zeros dropped
+    but one (`2.0`), negative zero as `0.0`, missing values as missing."""
+    floats = [c for c in table.columns if table[c].dtype.kind == "f"]
+    if not floats:
+        return table
+    out = table.copy()
+    for column in floats:
+        values = np.round(table[column].to_numpy(dtype=float), _DECIMALS) + 0.0
+        text = np.char.mod(f"%.{_DECIMALS}f", values)
+        text = np.char.rstrip(np.char.rstrip(text, "0"), ".")
+        whole = np.isfinite(values) & (np.char.find(text, ".") < 0)
+        text = np.where(whole, np.char.add(text, ".0"), text)
+        cells = text.astype(object)
+        cells[np.isnan(values)] = None
+        out[column] = pd.Series(cells, index=table.index, dtype=object)
+    return out
 
 
 def write_table(table: pd.DataFrame, path: Path, *, format: str = "csv") -> Path:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import linopy
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
@@ -16,10 +18,12 @@ from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve.model import Layout
 from p2pmarket.types import Design, Objective, Route, Status
 
-__all__ = ["TOLERANCE_KW", "extract"]
+__all__ = ["TOLERANCE_KW", "DefinedPrices", "defined_prices", "extract"]
 
 TOLERANCE_KW = 1e-7
 """Flows below this are reported as zero (solver noise)."""
+TOLERANCE_PER_KWH = 1e-9
+"""Two prices closer than this are one: a dual interval this narrow is a unique price."""
 
 
 def extract(
@@ -94,17 +98,17 @@ def extract(
     np.add.at(node_out, (seller, period), power)
 
     duals = {name: model.constraints[name].dual.copy() for name in model.constraints}
-    price = duals["peer-balance"].transpose("peer", "period").values / dt
+    defined = defined_prices(model, data, dt)
+    price = defined.price
     # A peer that can never buy has no marginal cost of serving it: its balance dual is an
     # arbitrary vertex of the dual polytope, not a price. Report no buying price there.
-    buying_price = np.where(data.can_buy[:, None], price, np.nan)
+    can_buy = data.can_buy[:, None]
+    buying_price = np.where(can_buy, price, np.nan)
+    price_low = np.where(can_buy, defined.price_low, np.nan)
+    price_high = np.where(can_buy, defined.price_high, np.nan)
     # A sale is valued at the balance price less the no-resale dual (<= 0), so that on every
     # trade with energy: buyer's price - seller's selling price = the link's cost (CS).
-    sell_price = price.copy()
-    if "no-resale" in duals:
-        resale = duals["no-resale"].transpose("peer", "period")
-        rows = data.ids.get_indexer(resale.indexes["peer"])
-        sell_price[rows] -= resale.values / dt
+    sell_price = defined.sell_price
     manager_price = (
         duals["manager-balance"].transpose("manager", "period").values / dt
         if "manager-balance" in duals and not net.hubs
@@ -140,6 +144,15 @@ def extract(
 
     node_price = np.concatenate([buying_price, manager_price])
     node_sell_price = np.concatenate([sell_price, manager_price])
+    manager_low, manager_high = (
+        (defined.manager_low, defined.manager_high)
+        if manager_price.size
+        else (manager_price, manager_price)
+    )
+    node_low = np.concatenate([price_low, manager_low])
+    node_high = np.concatenate([price_high, manager_high])
+    sell_low = np.concatenate([defined.sell_price_low, manager_low])
+    sell_high = np.concatenate([defined.sell_price_high, manager_high])
     prices = pd.DataFrame(
         {
             "period": np.repeat(np.arange(T), names.size),
@@ -147,6 +160,10 @@ def extract(
             "kind": np.tile(kinds.astype(str), T),
             "price_per_kwh": node_price.T.ravel(),
             "sell_price_per_kwh": node_sell_price.T.ravel(),
+            "price_low_per_kwh": node_low.T.ravel(),
+            "price_high_per_kwh": node_high.T.ravel(),
+            "sell_price_low_per_kwh": sell_low.T.ravel(),
+            "sell_price_high_per_kwh": sell_high.T.ravel(),
         }
     )
     return ClearingResult(
@@ -179,3 +196,203 @@ def _rows(values: Any) -> Any:
 
 def _plain(values: xr.DataArray) -> xr.DataArray:
     return values.rename(values.name or "dual")
+
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class DefinedPrices:
+    """A price for every peer and period (currency/kWh, arrays (peers, periods)) that is one
+    optimal dual solution, with the interval each one may move in, the others held where
+    they are, and the clearing still optimal (docs/prices.md).
+
+    `price`: the balance dual lambda / dt. `sell_price`: (lambda - nu) / dt, nu the dual of
+    the peer's no-resale row (the price itself for a peer with no such row). Where an
+    interval is wider than a point, the price is its upper end (the cost of one more kWh at
+    the node; for the selling price, the price at which the peer would sell one more kWh),
+    its lower end where it has no upper end. `manager_*`: the interval of each manager's
+    balance dual / dt (managers, periods); managers keep the solver's dual.
+    """
+
+    price: FloatArray
+    price_low: FloatArray
+    price_high: FloatArray
+    sell_price: FloatArray
+    sell_price_low: FloatArray
+    sell_price_high: FloatArray
+    manager_low: FloatArray
+    manager_high: FloatArray
+
+
+def defined_prices(model: linopy.Model, data: PeerData, dt: float) -> DefinedPrices:
+    """The solver's duals moved, where they are not unique, to the defined point of
+    docs/prices.md, read from the LP's reduced costs (no re-solve).
+
+    With the other duals fixed, the duals of one peer and period that keep the solution
+    optimal form an interval, read from the reduced cost r_j = c_j - A_j' y of every column
+    j it touches: r_j = 0 for a column strictly between its bounds, r_j >= 0 at its lower
+    bound, <= 0 at its upper one, nothing for a fixed one; and nu <= 0, nu = 0 where the
+    no-resale row is slack. Coordinates: the buying price lambda and the selling price
+    sigma = lambda - nu. On their own rows every peer's sigma touches only its sales,
+    generation and discharge (and the lambda of its buyers), every lambda only its
+    purchases, absorption, flexible demand and charge (and the sigma of its sellers), so
+
+    1. every sigma moves to the upper end of its interval, all lambda fixed, then
+    2. every lambda moves to the upper end of its interval, all sigma fixed;
+
+    each step moves peers that share no column, so the result is one optimal dual
+    solution. A price pinned by a trade with energy stays the solver's: bills under the
+    `marginal` rule, which price those trades, do not change.
+    """
+    mat = model.matrices
+    a: Any = mat.A  # scipy CSR (constraints, variables); the model has both
+    x, lower, upper = mat.sol, mat.lb, mat.ub
+    y = mat.dual.astype(float).copy()
+    c = mat.c
+    to_row = model.constraints.label_index.label_to_pos
+    n, T = data.load_kw.shape
+
+    def rows_of(name: str, dim: str, index: pd.Index) -> npt.NDArray[np.int64]:
+        out = np.full((len(index), T), -1, dtype=np.int64)
+        if name in model.constraints:
+            labels = model.constraints[name].labels.transpose(dim, "period")
+            where = index.get_indexer(labels.indexes[dim])
+            values = labels.values
+            out[where] = np.where(values >= 0, to_row[np.maximum(values, 0)], -1)
+        return out
+
+    balance = rows_of("peer-balance", "peer", data.ids)
+    resale = rows_of("no-resale", "peer", data.ids)
+    managers = pd.Index([], dtype=np.int64)
+    if "manager-balance" in model.constraints:
+        managers = model.constraints["manager-balance"].indexes["manager"]
+    manager = rows_of("manager-balance", "manager", managers)
+
+    fixed = upper - lower <= TOLERANCE_KW
+    at_lower = ~fixed & np.isclose(x, lower, rtol=1e-9, atol=TOLERANCE_KW)
+    at_upper = ~fixed & np.isclose(x, upper, rtol=1e-9, atol=TOLERANCE_KW)
+    status = _Columns(inner=~(fixed | at_lower | at_upper), lower=at_lower, upper=at_upper)
+    le = np.asarray(mat.sense) == "<"
+    rows = _Rows(le=le, slack=le & (a @ x - mat.b < -TOLERANCE_KW))
+    eps = TOLERANCE_PER_KWH * dt
+
+    has_row: npt.NDArray[np.bool_] = resale >= 0
+    # 1. sigma = lambda - nu up: nu down (direction -e_nu), lambda held.
+    sell = _Directions(rows=resale[has_row], other=None, sign=-1.0)
+    lo, hi = _interval(a, c - a.T @ y, status, y, rows, sell)
+    step = _pick(lo, hi, eps)
+    y[sell.rows] -= step
+    # 2. lambda up with sigma held: lambda and nu together (+e_lambda + e_nu).
+    buy = _Directions(rows=balance.ravel(), other=resale.ravel(), sign=1.0)
+    lo_b, hi_b = _interval(a, c - a.T @ y, status, y, rows, buy)
+    step_b = _pick(lo_b, hi_b, eps)
+    for moved in (balance.ravel(), resale.ravel()):
+        y[moved[moved >= 0]] += step_b[moved >= 0]
+    # 3. the interval of every sigma at the final point (each step keeps its own end).
+    lo_s, hi_s = _interval(a, c - a.T @ y, status, y, rows, sell)
+    lo_m, hi_m = _interval(a, c - a.T @ y, status, y, rows, _Directions(manager.ravel(), None, 1.0))
+
+    lam = np.where(balance >= 0, y[balance], np.nan) / dt
+    price_low = lam + (lo_b - step_b).reshape(n, T) / dt
+    price_high = lam + (hi_b - step_b).reshape(n, T) / dt
+    sell_price, sell_low, sell_high = lam.copy(), price_low.copy(), price_high.copy()
+    sigma = (y[balance] - y[np.maximum(resale, 0)])[has_row] / dt
+    sell_price[has_row] = sigma
+    sell_low[has_row] = sigma + lo_s / dt
+    sell_high[has_row] = sigma + hi_s / dt
+    mu = y[manager] / dt if manager.size else np.zeros((0, T))
+    return DefinedPrices(
+        price=lam,
+        price_low=price_low,
+        price_high=price_high,
+        sell_price=sell_price,
+        sell_price_low=sell_low,
+        sell_price_high=sell_high,
+        manager_low=mu + lo_m.reshape(mu.shape) / dt,
+        manager_high=mu + hi_m.reshape(mu.shape) / dt,
+    )
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where each column of the LP sits: strictly inside its bounds, at its lower bound, at
+    its upper one (a fixed column is none of them)."""
+
+    inner: npt.NDArray[np.bool_]
+    lower: npt.NDArray[np.bool_]
+    upper: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows of the LP whose dual must stay <= 0 (`le`), and those slack at the solution,
+    whose dual must stay 0."""
+
+    le: npt.NDArray[np.bool_]
+    slack: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class _Directions:
+    """Directions in dual space, one per entry: +sign on row `rows[k]` and, where given and
+    >= 0, +sign on row `other[k]`."""
+
+    rows: npt.NDArray[np.int64]
+    other: npt.NDArray[np.int64] | None
+    sign: float
+
+
+def _interval(
+    a: Any,
+    reduced: FloatArray,
+    columns: _Columns,
+    y: FloatArray,
+    rows: _Rows,
+    d: _Directions,
+) -> tuple[FloatArray, FloatArray]:
+    """[lo, hi] of the step t along each direction that keeps every reduced cost of the
+    right sign (`defined_prices`), the duals of <= rows <= 0 and those of slack rows at 0.
+    Always lo <= 0 <= hi (the solver's point is optimal); +-inf where unbounded."""
+    k = d.rows.size
+    row, which = d.rows, np.arange(k)
+    if d.other is not None:
+        both = d.other >= 0
+        row = np.concatenate([row, d.other[both]])
+        which = np.concatenate([which, np.flatnonzero(both)])
+    keep = row >= 0
+    row, which = row[keep], which[keep]
+    # The reduced costs move by -t * (A' d)_j: the rows of A along d, one per direction.
+    g = a[row].tocoo()
+    key = which[g.row] * a.shape[1] + g.col
+    key, at = np.unique(key, return_inverse=True)
+    total = np.bincount(at, weights=d.sign * g.data)
+    touched = np.abs(total) > 1e-12
+    on, column, coef = key[touched] // a.shape[1], key[touched] % a.shape[1], total[touched]
+    ratio = reduced[column] / coef
+    pinned = columns.inner[column]
+    ratio = np.where(pinned, 0.0, ratio)
+    caps = pinned | (columns.lower[column] & (coef > 0)) | (columns.upper[column] & (coef < 0))
+    floors = pinned | (columns.lower[column] & (coef < 0)) | (columns.upper[column] & (coef > 0))
+    hi = np.full(k, np.inf)
+    lo = np.full(k, -np.inf)
+    np.minimum.at(hi, on[caps], ratio[caps])
+    np.maximum.at(lo, on[floors], ratio[floors])
+    # A <= row: its dual y + t * sign stays <= 0, and at 0 where the row is slack.
+    le = rows.le[row]
+    bound = -y[row[le]] / d.sign
+    if d.sign > 0:
+        np.minimum.at(hi, which[le], bound)
+    else:
+        np.maximum.at(lo, which[le], bound)
+    still = rows.slack[row]
+    hi[which[still]] = 0.0
+    lo[which[still]] = 0.0
+    return np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+
+
+def _pick(lo: FloatArray, hi: FloatArray, eps: float) -> FloatArray:
+    """The step to the defined point: 0 where the interval is a point (a unique dual keeps
+    the solver's value), else its upper end, or its lower end where it has no upper one."""
+    step = np.where(np.isfinite(hi), hi, np.where(np.isfinite(lo), lo, 0.0))
+    return np.where(hi - lo <= eps, 0.0, step)
