@@ -30,6 +30,7 @@ from matplotlib.transforms import Bbox
 from typer.testing import CliRunner
 
 import p2pmarket
+from p2pmarket.app.run import settle_result
 from p2pmarket.cli.common import errors_to_exit_codes
 from p2pmarket.cli.report_cmd import rebuild_result, report
 from p2pmarket.core.results import ClearingResult
@@ -49,6 +50,7 @@ from p2pmarket.reports import (
     peer_styles,
     price_figure,
     read_tables,
+    report_steps,
     result_tables,
     standard_figures,
     state_of_charge_figure,
@@ -57,6 +59,7 @@ from p2pmarket.reports import (
     write_report,
     write_tables,
 )
+from p2pmarket.reports.markets import LOSS_COLOUR, SAVINGS_COLOUR
 from p2pmarket.reports.style import BUY_COLOUR, GRID_COLOUR, SELL_COLOUR
 
 BASELINES = Path(__file__).parent / "baseline_images"
@@ -270,7 +273,12 @@ def test_trade_network_tells_peers_from_managers_by_kind_not_name(clash: Clearin
         # The manager sells to both peers whose names look like it.
         assert {"manager:C3->peer:C3", "manager:C3->peer:manager:C3"} <= set(arrows)
         texts = [t.get_text() for t in fig.axes[0].texts]
-        assert texts.count("M") == 1 and texts.count("manager:C3") == 1
+        # `manager:C3` is too long for its node: written once, outside it, with its role.
+        assert texts.count("M") == 1
+        assert [t.split("\n")[0] for t in texts].count("manager:C3") == 1
+        label = _by_gid(fig, "label:")["peer:manager:C3"]
+        fig.canvas.draw()
+        assert not _window(label, fig).overlaps(_window(nodes["peer:manager:C3"], fig))
         figure_png(fig, dpi=40)
 
 
@@ -454,15 +462,21 @@ def test_report_tables_keep_a_peer_and_a_manager_of_one_name_apart(
 
 def test_bills_figure_shows_costs_and_savings_per_peer(day: ClearingResult) -> None:
     bills = _bills(day)
-    colours = peer_colours(day.scenario)
-    fig = bills_figure(bills, currency="EUR", styles=peer_styles(day.scenario))
+    fig = bills_figure(bills, currency="EUR")
     left, right = fig.axes
     baseline = [p for p in left.patches if p.get_gid() == "cost_baseline"]
+    market = [p for p in left.patches if p.get_gid() == "cost_market"]
     savings = [p for p in right.patches if p.get_gid() == "savings"]
     assert len(baseline) == len(savings) == 17
     assert [p.get_width() for p in savings] == pytest.approx(list(bills["savings"]))
-    assert to_hex(savings[2].get_facecolor()).upper() == colours["P3"]
-    assert savings[9].get_hatch() == peer_styles(day.scenario)["P10"].hatch == "///"
+    # Savings have a colour of their own, never the blue of "in the market" (issue 11).
+    market_colour = {to_hex(p.get_facecolor()).upper() for p in market}
+    saving_colours = {to_hex(p.get_facecolor()).upper() for p in savings}
+    assert market_colour == {BUY_COLOUR} and not saving_colours & market_colour
+    assert saving_colours == {SAVINGS_COLOUR, LOSS_COLOUR}  # the first peer loses 2 EUR
+    assert to_hex(savings[0].get_facecolor()).upper() == LOSS_COLOUR
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == ["grid only (baseline)", "in the market", "savings"]
     assert "EUR" in left.get_xlabel() and "EUR" in right.get_xlabel()
     assert [t.get_text() for t in left.get_yticklabels()] == list(bills["peer"])
     with pytest.raises(P2PMarketError, match="savings"):
@@ -595,8 +609,10 @@ def test_report_embeds_every_figure_and_shows_the_kpis(
     figure_ids = [a["id"] for t, a in page.tags if t == "figure"]
     assert figure_ids == [f"figure-{name}" for name in expected]
     text = "".join(page.text)
-    assert format_value(day.objective) in text and "1,321.78" in text
-    assert "-1,234.57" in text and "0.9312" in text and "C2 / self_sufficiency" in text
+    assert "1,321.78 USD" in text  # the objective as cleared, to cents
+    assert "-1,234.57 USD" in text and "0.9312" in text  # money to cents; an index as is
+    assert "social welfare" in text and "C2" in text and "75.0 %" in text  # shares in %
+    assert "self_sufficiency" not in text and "social_welfare" not in text  # no raw keys
     assert "<b>P3 & P6</b>" in text  # escaped in the page, so text again once parsed
     assert "&lt;b&gt;P3 &amp; P6&lt;/b&gt;" in path.read_text(encoding="utf-8")
     rows = [t for t, _ in page.tags if t == "tr"]
@@ -665,8 +681,9 @@ def test_tables_round_trip(fmt: str, day: ClearingResult, tmp_path: Path) -> Non
     assert {p.name for p in written} == {*(f"{n}.{fmt}" for n in tables), "tables.json"}
     back = read_tables(tmp_path, format=fmt)
     assert list(back) == list(tables)
+    exact = fmt == "parquet"  # CSV floats are rounded to 6 decimals (docs/prices.md)
     for name, table in tables.items():
-        pd.testing.assert_frame_equal(back[name], table, check_exact=True)
+        pd.testing.assert_frame_equal(back[name], table, check_exact=exact, atol=5e-7, rtol=0)
 
 
 def test_tables_keep_missing_values_and_odd_names(tmp_path: Path) -> None:
@@ -688,8 +705,9 @@ def test_tables_keep_missing_values_and_odd_names(tmp_path: Path) -> None:
     for fmt in ("csv", "parquet"):
         back = read_tables(tmp_path, format=fmt)
         assert list(back["bills"]["peer"]) == ["NA", "None"]
+        exact = fmt == "parquet"  # CSV floats are rounded to 6 decimals (docs/prices.md)
         for name, table in tables.items():
-            pd.testing.assert_frame_equal(back[name], table, check_exact=True)
+            pd.testing.assert_frame_equal(back[name], table, check_exact=exact, atol=5e-7, rtol=0)
 
 
 def test_parquet_without_pyarrow_says_how_to_get_it(
@@ -718,7 +736,8 @@ def test_report_command_rebuilds_a_run_directory(
 ) -> None:
     write_run(five_community, tmp_path)
     (tmp_path / "kpis.json").write_text(json.dumps({"social_welfare": -42.125}))
-    _bills(five_community).to_csv(tmp_path / "bills.csv", index=False)
+    # A settlement's bills, every column (the command checks bills.csv has them all).
+    settle_result(five_community).bills.to_csv(tmp_path / "bills.csv", index=False)
     done = CliRunner().invoke(_cli(), [str(tmp_path), "--format", "parquet"])
     assert done.exit_code == 0, done.output
     assert "report.html" in done.output
@@ -728,7 +747,7 @@ def test_report_command_rebuilds_a_run_directory(
     )
     page = _parse(tmp_path / "report.html")
     assert len([t for t, _ in page.tags if t == "img"]) == 5  # with the bills
-    assert "-42.125" in "".join(page.text)
+    assert "-42.12 USD" in "".join(page.text)  # social welfare to cents (half to even)
     assert (tmp_path / "dispatch.parquet").is_file() and (tmp_path / "bills.parquet").is_file()
 
 
@@ -742,3 +761,46 @@ def test_report_command_refuses_a_directory_that_is_no_run(tmp_path: Path) -> No
     )
     with pytest.raises(ScenarioError, match=r"summary\.json\.design"):
         rebuild_result(tmp_path)
+
+
+# --- issue 11: the prices a report shows, steps, labels --------------------------------------
+
+
+def test_a_paper_report_shows_the_billed_prices_and_says_so(
+    day: ClearingResult, tmp_path: Path
+) -> None:
+    priced = p2pmarket.clear(day.scenario, design=day.design, objective="system-cost")
+    fig = standard_figures(day, priced=priced)["prices"]
+    mesh = next(a for a in fig.findobj(QuadMesh) if a.get_gid() == "prices")
+    values = np.asarray(mesh.get_array()).reshape(17, 24)
+    np.testing.assert_allclose(values[1], _price_of(priced, "peer", "P2"))
+    assert not np.allclose(values[1], _price_of(day, "peer", "P2"))  # not the paper's duals
+    seen: list[str] = []
+    path = write_report(day, tmp_path, priced=priced, on_step=seen.append)
+    assert seen == report_steps(day)
+    text = "".join(_parse(path).text)
+    largest = np.nanmax(day.prices["price_per_kwh"].to_numpy(float))
+    assert "Prices shown are the system-cost prices that the bills use" in text
+    assert f"up to {largest:.4f} USD/kWh" in text
+    assert "1,321.78 USD" in text  # the objective as cleared, under the paper's objective
+
+
+def test_the_report_writes_words_units_and_hides_timings(
+    five: ClearingResult, tmp_path: Path
+) -> None:
+    kpis = settle_kpis(five)
+    assert kpis["baseline_note"] == ""
+    page = write_report(five, tmp_path, kpis=kpis).read_text(encoding="utf-8")
+    visible, technical = page.split("<details class='technical'>", 1)
+    for raw in ("traded_energy_kwh", "build_seconds", "self_sufficiency", "baseline_note"):
+        assert raw not in visible, raw
+    assert "time to build the model (s)" in technical.split("</details>", 1)[0]
+    assert "note on the baseline" not in page  # an empty value is no row
+    assert "energy traded" in visible and " kWh<" in visible and " %<" in visible
+    assert " USD<" in visible
+
+
+def settle_kpis(result: ClearingResult) -> dict[str, Any]:
+    from p2pmarket.core.kpis import kpis
+
+    return kpis(result, settle_result(result)).to_dict()

@@ -9,7 +9,11 @@ are imported on first use: `p2pmarket.reports.tables` alone does not load matplo
   every one that applies to a result. `peer_colours` / `peer_styles` give each peer the one
   look it has in every figure.
 - HTML: `write_report(result, out_dir)` writes `report.html`; `write_paper_reports`
-  a report per paper case and an index.
+  a report per paper case and an index. Both take `on_step(description)`, called before
+  each section and figure; `report_steps` / `paper_report_steps` list the steps up front
+  (for a progress bar). `priced=` gives the clearing whose prices the bills charge.
+- Large markets (past `scale.PER_PEER` peers) are drawn by community, every figure of a
+  bounded size (`p2pmarket.reports.scale`).
 - Tables: `result_tables`, `write_tables(tables, out, format="csv" | "parquet")`,
   `read_tables`.
 """
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
         BILL_COLUMNS,
         bills_figure,
         design_comparison_figure,
+        figure_steps,
         generation_load_figure,
         imports_exports_figure,
         price_figure,
@@ -39,7 +44,9 @@ if TYPE_CHECKING:
     from p2pmarket.reports.html import (
         REPORT_NAME,
         format_value,
+        paper_report_steps,
         report_html,
+        report_steps,
         write_paper_reports,
         write_report,
     )
@@ -56,10 +63,12 @@ __all__ = [
     "busiest_period",
     "design_comparison_figure",
     "figure_png",
+    "figure_steps",
     "format_value",
     "generation_load_figure",
     "imports_exports_figure",
     "network_layout",
+    "paper_report_steps",
     "peer_colours",
     "peer_styles",
     "peer_totals",
@@ -67,6 +76,7 @@ __all__ = [
     "read_table",
     "read_tables",
     "report_html",
+    "report_steps",
     "result_tables",
     "standard_figures",
     "state_of_charge_figure",
@@ -82,13 +92,22 @@ _HOME = {
         "BILL_COLUMNS",
         "bills_figure",
         "design_comparison_figure",
+        "figure_steps",
         "generation_load_figure",
         "imports_exports_figure",
         "price_figure",
         "standard_figures",
         "state_of_charge_figure",
     ),
-    "html": ("REPORT_NAME", "format_value", "report_html", "write_paper_reports", "write_report"),
+    "html": (
+        "REPORT_NAME",
+        "format_value",
+        "paper_report_steps",
+        "report_html",
+        "report_steps",
+        "write_paper_reports",
+        "write_report",
+    ),
     "network": ("busiest_period", "network_layout", "trade_network_figure"),
     "style": ("PALETTE", "PeerStyle", "figure_png", "peer_colours", "peer_styles"),
     "tables": (
@@ -112,3 +131,9 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(f"p2pmarket.reports.{_MODULE_OF[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    """What `dir(p2pmarket.reports)` and tab completion show: the names above, though they are
+    imported only on first use."""
+    return sorted({*__all__, *_HOME})

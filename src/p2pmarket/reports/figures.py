@@ -9,16 +9,21 @@ the trade network of a period from `p2pmarket.reports.network`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.patheffects import AbstractPathEffect
 from matplotlib.ticker import FuncFormatter
 
 from p2pmarket.core.results import ClearingResult
+from p2pmarket.core.scenario import Storage
 from p2pmarket.reports.axes import (
     EPS,
     WIDTH,
@@ -37,6 +42,14 @@ from p2pmarket.reports.markets import (
     price_figure,
 )
 from p2pmarket.reports.network import trade_network_figure
+from p2pmarket.reports.scale import (
+    MAX_PANELS,
+    by_group,
+    group_of,
+    group_styles,
+    keep_largest,
+    series_of,
+)
 from p2pmarket.reports.style import (
     BUY_COLOUR,
     SELL_COLOUR,
@@ -45,14 +58,19 @@ from p2pmarket.reports.style import (
     peer_styles,
     with_community,
 )
+from p2pmarket.types import Objective
 
 __all__ = [
     "BILL_COLUMNS",
+    "FIGURE_STEPS",
     "bills_figure",
     "design_comparison_figure",
+    "draw_figure",
+    "figure_steps",
     "generation_load_figure",
     "imports_exports_figure",
     "price_figure",
+    "shows_billed_prices",
     "standard_figures",
     "state_of_charge_figure",
 ]
@@ -64,27 +82,93 @@ def standard_figures(
     bills: pd.DataFrame | None = None,
     comparison: Sequence[ClearingResult] = (),
     period: int | None = None,
+    priced: ClearingResult | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Figure]:
-    """Every figure that applies to `result`, by name, in reading order.
+    """Every figure that applies to `result`, by name, in reading order (`figure_steps`).
 
     The state of charge only with storage, bills only when given, the design comparison only
-    with `comparison` (results of the same scenario under other designs).
+    with `comparison` (results of the same scenario under other designs). `priced`, the
+    clearing whose prices the bills charge (the `system-cost` twin of a `paper` clearing),
+    gives the prices drawn. `on_step(description)` is called before each figure is drawn.
     """
-    figures = {
-        "trade-network": trade_network_figure(result, period),
-        "generation-load": generation_load_figure(result),
-        "imports-exports": imports_exports_figure(result),
-    }
-    if any(p.storage is not None for p in result.scenario.peers):
-        figures["state-of-charge"] = state_of_charge_figure(result)
-    figures["prices"] = price_figure(result)
-    if bills is not None:
-        figures["bills"] = bills_figure(
-            bills, currency=result.scenario.currency, styles=peer_styles(result.scenario)
+    figures: dict[str, Figure] = {}
+    for name, description in figure_steps(result, bills=bills, comparison=comparison):
+        if on_step is not None:
+            on_step(description)
+        figures[name] = draw_figure(
+            name, result, bills=bills, comparison=comparison, period=period, priced=priced
         )
-    if comparison:
-        figures["design-comparison"] = design_comparison_figure(comparison)
     return figures
+
+
+FIGURE_STEPS = {
+    "trade-network": "drawing the trade network",
+    "generation-load": "drawing generation and load",
+    "imports-exports": "drawing imports and exports",
+    "state-of-charge": "drawing the state of charge",
+    "prices": "drawing the prices",
+    "bills": "drawing the bills",
+    "design-comparison": "drawing the design comparison",
+}
+"""Figure name -> what `on_step` is told before it is drawn."""
+
+
+def figure_steps(
+    result: ClearingResult,
+    *,
+    bills: pd.DataFrame | None = None,
+    comparison: Sequence[ClearingResult] = (),
+) -> list[tuple[str, str]]:
+    """(name, description) of each figure `standard_figures` draws for these arguments."""
+    names = ["trade-network", "generation-load", "imports-exports"]
+    if any(p.storage is not None for p in result.scenario.peers):
+        names.append("state-of-charge")
+    names.append("prices")
+    if bills is not None:
+        names.append("bills")
+    if comparison:
+        names.append("design-comparison")
+    return [(name, FIGURE_STEPS[name]) for name in names]
+
+
+def shows_billed_prices(result: ClearingResult, priced: ClearingResult | None) -> bool:
+    """Whether `priced` is another clearing than `result` whose prices a report shows."""
+    return (
+        priced is not None
+        and priced is not result
+        and result.objective_kind == Objective.PAPER
+        and priced.objective_kind != Objective.PAPER
+    )
+
+
+def draw_figure(
+    name: str,
+    result: ClearingResult,
+    *,
+    bills: pd.DataFrame | None = None,
+    comparison: Sequence[ClearingResult] = (),
+    period: int | None = None,
+    priced: ClearingResult | None = None,
+) -> Figure:
+    """The figure `name` of `standard_figures` (one of `FIGURE_STEPS`), drawn alone."""
+    if name == "trade-network":
+        return trade_network_figure(result, period)
+    if name == "generation-load":
+        return generation_load_figure(result)
+    if name == "imports-exports":
+        return imports_exports_figure(result)
+    if name == "state-of-charge":
+        return state_of_charge_figure(result)
+    if name == "prices":
+        if priced is not None and shows_billed_prices(result, priced):
+            return price_figure(priced, note="system-cost prices, as billed")
+        return price_figure(result)
+    if name == "bills" and bills is not None:
+        return bills_figure(
+            bills, currency=result.scenario.currency, groups=group_of(result.scenario)
+        )
+    return design_comparison_figure(comparison)
 
 
 def generation_load_figure(result: ClearingResult) -> Figure:
@@ -94,9 +178,11 @@ def generation_load_figure(result: ClearingResult) -> Figure:
     (and what the grid absorbs) to the load, so the stack meets the dashed line every period.
     With one period: one bar of generation and one of load, each stacked by peer.
     """
-    styles = peer_styles(result.scenario)
-    gen = pivot(result, "generation_kw")
-    load = pivot(result, "load_kw") + pivot(result, "flexible_load_kw")
+    (gen, load), styles, what = series_of(
+        result,
+        pivot(result, "generation_kw"),
+        pivot(result, "load_kw") + pivot(result, "flexible_load_kw"),
+    )
     producing = [p for p in gen.columns if gen[p].max() > EPS]
     fig = new_figure(WIDTH, 5.0)
     ax = fig.subplots()
@@ -108,7 +194,7 @@ def generation_load_figure(result: ClearingResult) -> Figure:
         ax.set_xlim(-0.8, 1.8)
         ax.grid(axis="y", color="#E5E5E5")
         ax.set_axisbelow(True)
-        figure_title(fig, result, f"Generation and load by peer {one_period(result)}")
+        figure_title(fig, result, f"Generation and load by {what} {one_period(result)}")
         handles = [
             Patch(facecolor=styles[p].colour, hatch=styles[p].hatch, edgecolor="white", label=p)
             for p in gen.columns
@@ -117,7 +203,7 @@ def generation_load_figure(result: ClearingResult) -> Figure:
         fig.legend(
             handles=handles[::-1],
             loc="outside right upper",
-            title="peer",
+            title=what,
             fontsize=9,
             frameon=False,
         )
@@ -152,7 +238,7 @@ def generation_load_figure(result: ClearingResult) -> Figure:
     absorbed = pivot(result, "absorbed_kw").sum(axis=1)
     extra = charging + absorbed
     if extra.max() > EPS:
-        what = [
+        extras = [
             w for w, v in (("charging", charging), ("grid absorption", absorbed)) if v.max() > EPS
         ]
         ax.step(
@@ -162,13 +248,13 @@ def generation_load_figure(result: ClearingResult) -> Figure:
             color="black",
             linewidth=1.4,
             linestyle="--",
-            label=f"load + {' + '.join(what)}",
+            label=f"load + {' + '.join(extras)}",
             gid="load+charging",
         )
     time_axis(ax, result)
     ax.set_ylim(bottom=0)
-    figure_title(fig, result, "Generation by peer and total load")
-    reversed_legend(fig, ax, "generation")
+    figure_title(fig, result, f"Generation by {what} and total load")
+    reversed_legend(fig, ax, f"generation by {what}")
     return fig
 
 
@@ -208,14 +294,27 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
     """Imports and exports of every peer over the horizon (Figure 11).
 
     One small panel per peer on a shared scale: exports upwards (vermillion), imports
-    downwards (blue). With one period: one axes, a pair of bars per peer.
+    downwards (blue). With one period: one axes, a pair of bars per peer. A large market
+    (`p2pmarket.reports.scale`) has one panel per community, its members' imports and
+    exports summed, at most `MAX_PANELS` (the smallest summed as others).
     """
-    imports = pivot(result, "import_kw")
-    exports = pivot(result, "export_kw")
+    (imports, exports), _, what = series_of(
+        result, pivot(result, "import_kw"), pivot(result, "export_kw"), limit=MAX_PANELS
+    )
     owner = result.scenario.community_of()
-    peers = list(result.scenario.peer_ids)
+    if what == "peer":
+        names = {p: with_community(p, owner) for p in imports.columns}
+    else:
+        groups = group_of(result.scenario)
+        size = pd.Series(groups).value_counts()
+        names = {
+            g: f"{g} ({size[g]} peers)" if g in size.index and g != "grid" else str(g)
+            for g in imports.columns
+        }
+    peers = [str(p) for p in imports.columns]
+    many = len(peers) > 8
     if result.scenario.periods == 1:
-        fig = new_figure(WIDTH if len(peers) > 8 else 8.0, 5.0)
+        fig = new_figure(WIDTH if many else 8.0, 5.0)
         ax = fig.subplots()
         x = np.arange(len(peers))
         up = ax.bar(x, exports.iloc[0], width=0.7, color=SELL_COLOUR, label="export", gid="export")
@@ -227,13 +326,15 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
                 bars,
                 [f"{v:,.0f}" if v > EPS else "" for v in values.to_numpy(float)],
                 padding=2,
-                fontsize=8,
+                fontsize=8 if len(peers) <= 16 else 6,
             )
         ax.set_xticks(
             x,
-            [with_community(p, owner) for p in peers],
-            rotation=0 if len(peers) <= 8 else 45,
-            ha="center" if len(peers) <= 8 else "right",
+            [names[p] for p in peers],
+            rotation=45 if many else 0,
+            ha="right" if many else "center",
+            rotation_mode="anchor",
+            fontsize=9 if len(peers) <= 16 else 8,
         )
         ax.axhline(0, color="black", linewidth=0.8)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))
@@ -241,13 +342,18 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
         ax.margins(y=0.12)
         ax.grid(axis="y", color="#E5E5E5")
         ax.set_axisbelow(True)
-        figure_title(fig, result, f"Imports and exports per peer {one_period(result)}")
+        figure_title(fig, result, f"Imports and exports per {what} {one_period(result)}")
         fig.legend(loc="outside right upper", frameon=False)
         return fig
     ncols = len(peers) if len(peers) <= 6 else 6
     nrows = math.ceil(len(peers) / ncols)
     fig = new_figure(WIDTH + 2 if ncols > 4 else WIDTH, 1.0 + 2.0 * nrows)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    # One scale for all panels; by community, the grid (which serves them all) has its own.
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=what == "peer", squeeze=False)
+    if what != "peer":
+        scaled = [ax for ax, p in zip(axes.flat, peers, strict=False) if p != "grid"]
+        for ax in scaled[1:]:
+            ax.sharey(scaled[0])
     centres = (period_edges(result)[:-1] + period_edges(result)[1:]) / 2
     width = 0.85 * result.scenario.period_hours
     for ax, peer in zip(axes.flat, peers, strict=False):
@@ -268,7 +374,7 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
             label="import",
         )
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_title(with_community(peer, owner), fontsize=9, pad=3)
+        ax.set_title(_fit(names[peer], 22), fontsize=9, pad=3)
         if exports[peer].max() <= EPS and imports[peer].max() <= EPS:
             ax.text(
                 0.5,
@@ -285,10 +391,12 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(peers) :]:
         ax.set_axis_off()
-    axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))
-    fig.supylabel("power (kW): export up, import down", fontsize=10)
+    for ax in axes.flat:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))
+    summed = "" if what == "peer" else ", members summed"
+    fig.supylabel(f"power (kW): export up, import down{summed}", fontsize=10)
     fig.supxlabel("time (h)", fontsize=10)
-    figure_title(fig, result, "Imports and exports per peer")
+    figure_title(fig, result, f"Imports and exports per {what}")
     fig.legend(
         handles=[Patch(color=SELL_COLOUR, label="export"), Patch(color=BUY_COLOUR, label="import")],
         loc="outside right upper",
@@ -297,11 +405,25 @@ def imports_exports_figure(result: ClearingResult) -> Figure:
     return fig
 
 
+def _fit(text: str, chars: int) -> str:
+    """`text` cut to `chars` characters with an ellipsis, so that it fits its place."""
+    return text if len(text) <= chars else text[: chars - 1] + "\u2026"
+
+
+MAX_UNITS = 6
+"""Storage units drawn one by one at most; past this, their sum by community."""
+CHARGE_COLOUR = "#4D4D4D"
+DISCHARGE_COLOUR = "#AAAAAA"
+CAPACITY_COLOUR = "#333333"
+
+
 def state_of_charge_figure(result: ClearingResult) -> Figure:
     """State of charge of every storage unit over the horizon, and its charge and discharge.
 
     Top: state of charge (kWh) at the end of each period, starting from the initial state,
-    with the capacity dotted. Bottom: charge upwards, discharge downwards (kW).
+    with each unit's capacity dashed in dark grey. Bottom: charge upwards, discharge
+    downwards (kW). Past `MAX_UNITS` units: the energy stored, stacked by community, against
+    the capacity of all units, and the charge and discharge of all units.
     """
     styles = peer_styles(result.scenario)
     units = [(p.id, p.storage) for p in result.scenario.peers if p.storage is not None]
@@ -313,6 +435,8 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
         figure_title(fig, result, "State of charge")
         return fig
     soc = pivot(result, "soc_kwh")
+    if len(units) > MAX_UNITS:
+        return _pooled_storage_figure(result, units, soc)
     if result.scenario.periods == 1:
         fig = new_figure(7.5, 4.5)
         ax = fig.subplots()
@@ -324,7 +448,7 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
                 unit.capacity_kwh,
                 width=0.6,
                 fill=False,
-                edgecolor="#777777",
+                edgecolor=CAPACITY_COLOUR,
                 linestyle="--",
                 label="capacity" if i == 0 else None,
             )
@@ -334,7 +458,7 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
                 width=0.6,
                 color=style.colour,
                 hatch=style.hatch,
-                edgecolor="white",
+                edgecolor=_edge(style.colour),
                 gid=f"soc:{peer}",
             )
             ax.bar_label(bars, [f"{soc[peer].iloc[0]:,.1f} kWh"], fontsize=8)
@@ -350,28 +474,47 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
     discharge = pivot(result, "discharge_kw")
     centres = (edges[:-1] + edges[1:]) / 2
     width = 0.85 * result.scenario.period_hours / len(units)
+    handles: list[Artist] = []
     for i, (peer, unit) in enumerate(units):
         style = styles[peer]
         start = unit.initial_soc * unit.capacity_kwh
-        top.plot(
+        outline = _outline(style.colour)
+        (line,) = top.plot(
             edges,
             np.concatenate([[start], soc[peer].to_numpy()]),
             color=style.colour,
             linestyle=style.linestyle,
             marker="o",
             markersize=4,
+            markeredgecolor=_edge(style.colour),
             linewidth=2,
             label=peer,
             gid=f"soc:{peer}",
+            path_effects=outline,
         )
-        top.axhline(
+        handles.append(line)
+        capacity = top.axhline(
             unit.capacity_kwh,
-            color=style.colour,
-            linestyle=":",
+            color=CAPACITY_COLOUR,
+            linestyle="--",
             linewidth=1.2,
             label=f"{peer} capacity",
             gid=f"capacity:{peer}",
         )
+        top.annotate(
+            f"{peer} capacity {unit.capacity_kwh:,.4g} kWh",
+            (1.0, unit.capacity_kwh),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color=CAPACITY_COLOUR,
+        )
+        if i == 0:
+            capacity.set_label("capacity" if len(units) == 1 else "capacity of each unit")
+            handles.append(capacity)
         offset = (i - (len(units) - 1) / 2) * width
         bottom.bar(
             centres + offset,
@@ -379,7 +522,8 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
             width=width,
             color=style.colour,
             hatch=style.hatch,
-            edgecolor="white",
+            edgecolor=_edge(style.colour),
+            linewidth=0.5,
             gid=f"charge:{peer}",
         )
         bottom.bar(
@@ -387,13 +531,13 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
             -discharge[peer],
             width=width,
             color=style.colour,
-            hatch=style.hatch or "//",
-            edgecolor="white",
-            alpha=0.6,
+            hatch=(style.hatch or "") + "//",
+            edgecolor=_edge(style.colour),
+            linewidth=0.5,
             gid=f"discharge:{peer}",
         )
     top.set_ylabel("state of charge (kWh)")
-    top.set_ylim(bottom=0)
+    top.set_ylim(0, 1.12 * max(unit.capacity_kwh for _, unit in units))
     top.grid(axis="y", color="#E5E5E5")
     bottom.axhline(0, color="black", linewidth=0.6)
     bottom.set_ylabel("charge up, discharge\ndown (kW)")
@@ -401,22 +545,92 @@ def state_of_charge_figure(result: ClearingResult) -> Figure:
     time_axis(bottom, result)
     top.set_xlim(edges[0], edges[-1])
     figure_title(fig, result, "State of charge of each storage unit")
-    handles, labels = top.get_legend_handles_labels()
-    handles.append(Patch(facecolor="#999999", label="charge (solid)"))
+    face = styles[units[0][0]].colour if len(units) == 1 else "white"
+    handles.append(Patch(facecolor=face, edgecolor="#555555", label="charge (solid bars)"))
     handles.append(
-        Patch(
-            facecolor="#999999",
-            hatch="//",
-            alpha=0.6,
-            edgecolor="white",
-            label="discharge (hatched)",
-        )
+        Patch(facecolor=face, hatch="//", edgecolor="#555555", label="discharge (hatched bars)")
     )
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
+    return fig
+
+
+def _luminance(colour: str) -> float:
+    red, green, blue = to_rgb(colour)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def _edge(colour: str) -> str:
+    """The edge of a shape of `colour`: white, or dark grey for a pale colour (on white)."""
+    return "#555555" if _luminance(colour) > 0.6 else "white"
+
+
+def _outline(colour: str) -> list[AbstractPathEffect]:
+    """A dark outline under a line of a pale `colour`, so that it shows on white."""
+    if _luminance(colour) <= 0.6:
+        return []
+    return [patheffects.Stroke(linewidth=3.6, foreground="#555555"), patheffects.Normal()]
+
+
+def _pooled_storage_figure(
+    result: ClearingResult, units: Sequence[tuple[str, Storage]], soc: pd.DataFrame
+) -> Figure:
+    """Many storage units: energy stored stacked by community, against the total capacity;
+    the charge and discharge of every unit summed."""
+    ids = [peer for peer, _ in units]
+    groups = group_of(result.scenario)
+    start = pd.DataFrame(
+        [[unit.initial_soc * unit.capacity_kwh for _, unit in units]], columns=ids, index=[-1]
+    )
+    stored = keep_largest(by_group(pd.concat([start, soc[ids]]), groups))
+    group_style = group_styles([str(c) for c in stored.columns])
+    edges = period_edges(result)
+    total_capacity = sum(unit.capacity_kwh for _, unit in units)
+    fig = new_figure(WIDTH, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    layers = top.stackplot(
+        edges,
+        [stored[c].to_numpy(float) for c in stored.columns],
+        colors=[group_style[str(c)].colour for c in stored.columns],
+        labels=[str(c) for c in stored.columns],
+        edgecolor="white",
+        linewidth=0.4,
+    )
+    for layer, name in zip(layers, stored.columns, strict=True):
+        layer.set_hatch(group_style[str(name)].hatch)
+        layer.set_gid(f"soc:{name}")
+    top.axhline(
+        total_capacity,
+        color=CAPACITY_COLOUR,
+        linestyle="--",
+        linewidth=1.4,
+        label=f"capacity of the {len(units)} units",
+        gid="capacity:all",
+    )
+    top.set_ylim(0, 1.12 * total_capacity)
+    top.set_ylabel("energy stored (kWh)")
+    top.grid(axis="y", color="#E5E5E5")
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = 0.85 * result.scenario.period_hours
+    charge = pivot(result, "charge_kw")[ids].sum(axis=1)
+    discharge = pivot(result, "discharge_kw")[ids].sum(axis=1)
+    bottom.bar(centres, charge, width=width, color=CHARGE_COLOUR, label="charge", gid="charge")
+    bottom.bar(
+        centres, -discharge, width=width, color=DISCHARGE_COLOUR, label="discharge", gid="discharge"
+    )
+    bottom.axhline(0, color="black", linewidth=0.6)
+    bottom.set_ylabel("charge up, discharge\ndown (kW), all units")
+    bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))
+    time_axis(bottom, result)
+    top.set_xlim(edges[0], edges[-1])
+    figure_title(fig, result, f"Energy stored in {len(units)} storage units, by community")
+    handles, labels = top.get_legend_handles_labels()
+    more, names = bottom.get_legend_handles_labels()
     fig.legend(
-        handles,
-        [*labels, "charge (solid)", "discharge (hatched)"],
+        [*handles[::-1], *more],
+        [*labels[::-1], *names],
         loc="outside right upper",
         frameon=False,
         fontsize=9,
+        title="stored by community",
     )
     return fig

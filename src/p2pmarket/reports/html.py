@@ -2,8 +2,11 @@
 
 A report holds the run's summary, its KPIs when given, every figure that applies (embedded as
 PNG in the page: no other file and no network needed) and its tables. Every piece of text is
-escaped; pages are written through a temporary file and a rename. Numbers are printed with
-`format_value`: six significant digits, thousands separated.
+escaped; pages are written through a temporary file and a rename. Values are written for a
+member of an energy community (`p2pmarket.reports.labels`): labels in words with units,
+money to cents, shares in per cent, solver details and timings in a collapsed section; long
+tables show their largest rows and collapse the rest, so that a report of a thousand peers
+stays a page of bounded size that never scrolls sideways.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import html
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from urllib.parse import quote
@@ -25,15 +29,28 @@ from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.io.scenario_files import write_text_atomic
 from p2pmarket.io.tables import peer_totals
-from p2pmarket.reports.figures import standard_figures
+from p2pmarket.reports.figures import draw_figure, figure_steps, shows_billed_prices
+from p2pmarket.reports.labels import (
+    KPI_LABELS,
+    SUMMARY_LABELS,
+    format_energy,
+    format_money,
+    format_share,
+    is_empty,
+    rows_of,
+)
 from p2pmarket.reports.network import busiest_period
 from p2pmarket.reports.style import figure_png, period_label
+from p2pmarket.types import NodeKind
 
 __all__ = [
     "REPORT_NAME",
+    "billed_prices_note",
     "format_value",
     "paper_index_html",
+    "paper_report_steps",
     "report_html",
+    "report_steps",
     "write_paper_reports",
     "write_report",
 ]
@@ -51,27 +68,32 @@ _PAGE = Template("""<!DOCTYPE html>
 <style>
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        max-width: 1180px; margin: 0 auto; padding: 1.5em 2em 4em; line-height: 1.45; }
-h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; overflow-wrap: anywhere; }
 h2 { border-bottom: 2px solid #0072B2; padding-bottom: 0.2em; margin-top: 2em; }
 h3 { margin-top: 1.6em; }
 .lead { color: #555; margin-top: 0; }
 nav a { margin-right: 1.1em; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
-th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e2e2e2; text-align: left; }
-th { background: #f4f4f4; position: sticky; top: 0; }
-td:first-child { white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; max-width: 100%; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e2e2e2; text-align: left;
+         overflow-wrap: anywhere; }
+th { background: #f4f4f4; position: sticky; top: 0; font-weight: 600; }
+table.pairs th { position: static; background: none; font-weight: normal; color: #444; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafafa; }
-.wide { overflow-x: auto; max-width: 100%; }
+.wide { max-width: 100%; overflow-x: auto; }
 .scroll { max-height: 30em; overflow: auto; border: 1px solid #e2e2e2; display: inline-block;
           max-width: 100%; }
 .scroll table { margin: 0; }
+details { margin: 0.6em 0; }
+details summary { cursor: pointer; color: #0057a0; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.92em; max-width: 60em; }
 .headline { display: flex; flex-wrap: wrap; gap: 1em; margin: 1em 0; }
 .headline div { background: #f4f8fb; border-left: 4px solid #0072B2; padding: 0.5em 1em; }
 .headline b { display: block; font-size: 1.35em; }
+.notice { background: #fff6e5; border-left: 4px solid #E69F00; padding: 0.6em 1em;
+          max-width: 60em; }
 .yes { color: #007a4d; font-weight: 600; }
 .no { color: #b35900; font-weight: 600; }
 .note { color: #555; font-size: 0.9em; }
@@ -131,43 +153,106 @@ def _esc(value: object) -> str:
     return html.escape(format_value(value))
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a report table: the frame's column, its header (with the unit) and how a
+    cell is written."""
+
+    key: str
+    header: str
+    write: Callable[[object], str] = format_value
+    numeric: bool = False
+
+
+def _decimals(digits: int) -> Callable[[object], str]:
+    def write(value: object) -> str:
+        if is_empty(value):
+            return ""
+        number = float(value)  # type: ignore[arg-type]
+        return f"{0.0 if abs(number) < 0.5 * 10**-digits else number:,.{digits}f}"
+
+    return write
+
+
+_ENERGY = _decimals(1)
+_MONEY = _decimals(2)
+_PRICE = _decimals(4)
+
+
 def _table(frame: pd.DataFrame, *, scroll: bool = False, caption: str = "") -> str:
     """A DataFrame as an escaped HTML table; numeric columns right-aligned."""
-    align = [" class='num'" if pd.api.types.is_numeric_dtype(t) else "" for t in frame.dtypes]
+    columns = [
+        Column(str(c), str(c), format_value, pd.api.types.is_numeric_dtype(t))
+        for c, t in zip(frame.columns, frame.dtypes, strict=True)
+    ]
+    return _rows_table(frame, columns, caption=caption, scroll=scroll)
+
+
+def _rows_table(
+    frame: pd.DataFrame, columns: Sequence[Column], *, caption: str = "", scroll: bool = False
+) -> str:
     head = "".join(
-        f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(frame.columns, align, strict=True)
+        f"<th{' class=num' if c.numeric else ''}>{html.escape(c.header)}</th>" for c in columns
     )
     rows = []
-    for values in frame.itertuples(index=False, name=None):
-        cells = "".join(f"<td{a}>{_esc(v)}</td>" for v, a in zip(values, align, strict=True))
+    data = [frame[c.key].tolist() for c in columns]
+    for values in zip(*data, strict=True):
+        cells = "".join(
+            f"<td{' class=num' if c.numeric else ''}>{html.escape(c.write(v))}</td>"
+            for v, c in zip(values, columns, strict=True)
+        )
         rows.append(f"<tr>{cells}</tr>")
     cap = f"<p class='note'>{html.escape(caption)}</p>" if caption else ""
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     if not rows:
-        table = "<p class='note'>(none)</p>"
+        return cap + "<p class='note'>(none)</p>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f"{cap}<div class='{'scroll' if scroll else 'wide'}'>{table}</div>"
+
+
+TOP_ROWS = 20
+"""Rows of a long table shown; the whole table follows, collapsed."""
+FULL_ROWS = 2_000
+"""Rows of a collapsed table at most; past this, the table files have them."""
+
+
+def _long_table(
+    frame: pd.DataFrame,
+    columns: Sequence[Column],
+    *,
+    what: str,
+    order: pd.Series | None = None,
+    caption: str = "",
+) -> str:
+    """A table of at most `TOP_ROWS` rows (the largest by `order`, else the first) and, for
+    more, every row in a collapsed `<details>` (up to `FULL_ROWS` rows)."""
+    if len(frame) <= TOP_ROWS + 5:
+        return _rows_table(frame, columns, caption=caption)
+    if order is not None:
+        ranked = order.reset_index(drop=True).sort_values(ascending=False, kind="stable")
+        top = frame.reset_index(drop=True).loc[ranked.index[:TOP_ROWS]]
+        shown = f"The {TOP_ROWS} {what} with the largest {order.name} of {len(frame):,}."
     else:
-        table = f"<div class='{'scroll' if scroll else 'wide'}'>{table}</div>"
-    return cap + table
+        top = frame.head(TOP_ROWS)
+        shown = f"The first {TOP_ROWS} {what} of {len(frame):,}."
+    parts = [_rows_table(top, columns, caption=f"{caption} {shown}".strip())]
+    if len(frame) <= FULL_ROWS:
+        parts.append(
+            f"<details><summary>All {len(frame):,} {html.escape(what)}</summary>"
+            f"{_rows_table(frame, columns, scroll=True)}</details>"
+        )
+    else:
+        parts.append(
+            f"<p class='note'>All {len(frame):,} {html.escape(what)} are in the run's tables "
+            "(<code>--format csv</code> or <code>parquet</code>).</p>"
+        )
+    return "".join(parts)
 
 
-def _flat(items: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested mappings flattened: {"C2": {"share": 1}} -> {"C2 / share": 1}."""
-    out: dict[str, object] = {}
-    for key, value in items.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{name} / "))
-        else:
-            out[name] = value
-    return out
-
-
-def _key_values(items: Mapping[str, object]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td class='num'>{_esc(v)}</td></tr>"
-        for k, v in _flat(items).items()
+def _key_values(rows: Sequence[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td class='num'>{html.escape(v)}</td></tr>" for k, v in rows
     )
-    return f"<table><tbody>{rows}</tbody></table>"
+    return f"<table class='pairs'><tbody>{body}</tbody></table>"
 
 
 def _figure(name: str, png: bytes, caption: str) -> str:
@@ -176,6 +261,37 @@ def _figure(name: str, png: bytes, caption: str) -> str:
     return (
         f'<figure id="figure-{html.escape(name)}"><img src="data:image/png;base64,{data}" '
         f'alt="{text}"><figcaption>{text}</figcaption></figure>'
+    )
+
+
+SUMMARY_STEP = "writing the summary"
+TABLES_STEP = "writing the tables"
+
+
+def report_steps(
+    result: ClearingResult,
+    *,
+    bills: pd.DataFrame | None = None,
+    comparison: Sequence[ClearingResult] = (),
+) -> list[str]:
+    """What `on_step` of `report_html` / `write_report` is told, in order, for these
+    arguments: one step per section and per figure (`len` of it is the number of steps)."""
+    figures = figure_steps(result, bills=bills, comparison=comparison)
+    return [SUMMARY_STEP, *(description for _, description in figures), TABLES_STEP]
+
+
+def billed_prices_note(result: ClearingResult, priced: ClearingResult) -> str:
+    """The sentence a report shows when its prices come from `priced`, not `result`."""
+    duals = result.prices["price_per_kwh"].to_numpy(dtype=float)
+    known = duals[~np.isnan(duals)]
+    largest = (
+        f" (up to {float(known.max()):.4f} {result.scenario.currency}/kWh)" if len(known) else ""
+    )
+    return (
+        "Prices shown are the system-cost prices that the bills use. The paper's objective "
+        "(Eq. 1), under which this market was cleared, counts the offer of each traded kWh "
+        f"again on every link, so its duals{largest} are an accounting figure, not a price "
+        "anyone pays."
     )
 
 
@@ -188,10 +304,18 @@ def report_html(
     comparison: Sequence[ClearingResult] = (),
     checks: Iterable[PaperCheck] = (),
     back_link: str | None = None,
+    priced: ClearingResult | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> str:
     """The report of one run as a self-contained HTML page (see `write_report`)."""
 
+    def step(description: str) -> None:
+        if on_step is not None:
+            on_step(description)
+
     s = result.scenario
+    billed = priced if priced is not None and shows_billed_prices(result, priced) else None
+    prices_of = billed or result
     title = title or f"{s.name}: {result.design} market"
     parts: list[str] = []
     if back_link is not None:
@@ -202,55 +326,295 @@ def report_html(
     checks = list(checks)
     sections = [("summary", "Summary")]
     if kpis:
-        sections.append(("kpis", "KPIs"))
+        sections.append(("kpis", "Key figures"))
     if checks:
         sections.append(("paper", "Paper vs ours"))
     sections += [("figures", "Figures"), ("tables", "Tables")]
     nav = "".join(f'<a href="#{k}">{html.escape(v)}</a>' for k, v in sections)
     parts.append(f"<nav>{nav}</nav>")
 
-    summary = result.summary().to_dict()
-    traded = float(result.trades["energy_kwh"].sum())
-    headline = {
-        f"objective ({result.objective_kind}), {s.currency}": result.objective,
-        "traded energy (kWh)": traded,
-        "peers": len(s.peers),
-        f"periods of {s.period_hours:g} h": s.periods,
-    }
-    boxes = "".join(f"<div>{html.escape(k)}<b>{_esc(v)}</b></div>" for k, v in headline.items())
-    parts.append(f'<h2 id="summary">Summary</h2><div class="headline">{boxes}</div>')
-    parts.append(_key_values(summary))
-    if kpis:
-        parts.append(f'<h2 id="kpis">KPIs</h2>{_key_values(kpis)}')
+    step(SUMMARY_STEP)
+    parts += _summary(result, kpis, billed)
     if checks:
         parts.append(f'<h2 id="paper">Paper vs ours</h2>{_checks_table(checks)}')
 
     parts.append('<h2 id="figures">Figures</h2>')
-    figures = standard_figures(result, bills=bills, comparison=comparison)
-    for name, fig in figures.items():
-        caption = _CAPTIONS[name].format(period=period_label(result, busiest_period(result)))
+    busiest = period_label(result, busiest_period(result))
+    # Each figure drawn, rendered and let go in turn: one figure in memory at a time.
+    for name, description in figure_steps(result, bills=bills, comparison=comparison):
+        step(description)
+        fig = draw_figure(name, result, bills=bills, comparison=comparison, priced=billed)
+        caption = _CAPTIONS[name].format(period=busiest)
+        if name == "prices" and billed is not None:
+            caption += " " + billed_prices_note(result, billed)
         parts.append(_figure(name, figure_png(fig, dpi=DPI), caption))
+        fig.clear()
 
+    step(TABLES_STEP)
     parts.append('<h2 id="tables">Tables</h2>')
-    parts.append("<h3>Per peer over the horizon</h3>")
-    parts.append(_table(peer_totals(result), caption="Energy in kWh; mean price per kWh."))
-    parts.append(f"<h3>Trades ({len(result.trades)})</h3>")
-    parts.append(_table(result.trades, scroll=True))
-    parts.append("<h3>Prices per node and period</h3>")
-    # A peer and a manager may share a name: a node is its name and its kind.
-    prices = result.prices.pivot(index=["node", "kind"], columns="period", values="price_per_kwh")
-    nodes = list(dict.fromkeys(zip(result.prices["node"], result.prices["kind"], strict=True)))
-    prices = prices.reindex(pd.MultiIndex.from_tuples(nodes, names=["node", "kind"]))
-    prices.columns = [f"period {c}" for c in prices.columns]
-    parts.append(_table(prices.reset_index(), scroll=True, caption=f"Price in {s.currency}/kWh."))
+    parts += _tables(result, prices_of, bills)
+    return _PAGE.substitute(title=html.escape(title), body="\n".join(parts), version=__version__)
+
+
+def _summary(
+    result: ClearingResult, kpis: Mapping[str, object] | None, billed: ClearingResult | None
+) -> list[str]:
+    s = result.scenario
+    currency = s.currency
+    traded = result.summary().traded_energy_kwh  # delivered between peers (docs/quantities.md)
+    headline = [
+        (
+            f"objective ({result.objective_kind}), as cleared",
+            format_money(result.objective, currency),
+        ),
+        ("energy traded between peers", format_energy(traded)),
+        ("peers", f"{len(s.peers):,}"),
+        (f"periods of {s.period_hours:g} h", f"{s.periods:,}"),
+    ]
+    if kpis:
+        if not is_empty(kpis.get("savings_total")):
+            total = float(kpis["savings_total"])  # type: ignore[arg-type]
+            headline.append(("savings against grid only", format_money(total, currency)))
+        if not is_empty(kpis.get("self_sufficiency")):
+            share = float(kpis["self_sufficiency"])  # type: ignore[arg-type]
+            headline.append(("self-sufficiency", format_share(share)))
+    boxes = "".join(f"<div>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in headline)
+    parts = [f'<h2 id="summary">Summary</h2><div class="headline">{boxes}</div>']
+    if billed is not None:
+        parts.append(f"<p class='notice'>{html.escape(billed_prices_note(result, billed))}</p>")
+    plain, technical = rows_of(result.summary().to_dict(), SUMMARY_LABELS, currency)
+    parts.append(_key_values(plain))
+    if kpis:
+        figures = {k: v for k, v in kpis.items() if k != "communities"}
+        kpi_rows, kpi_technical = rows_of(figures, KPI_LABELS, currency)
+        technical += kpi_technical
+        parts.append(f'<h2 id="kpis">Key figures</h2>{_key_values(kpi_rows)}')
+        communities = kpis.get("communities")
+        if isinstance(communities, Mapping) and communities:
+            parts.append("<h3>Communities</h3>" + _communities_table(communities))
+    if technical:
+        parts.append(
+            "<details class='technical'><summary>Technical details (solver, timings)</summary>"
+            f"{_key_values(technical)}</details>"
+        )
+    return parts
+
+
+def _communities_table(communities: Mapping[str, object]) -> str:
+    rows = []
+    for name, values in communities.items():
+        shares = values if isinstance(values, Mapping) else {}
+        rows.append(
+            {
+                "community": str(name),
+                "self_sufficiency": shares.get("self_sufficiency"),
+                "self_consumption": shares.get("self_consumption"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["community", "self_sufficiency", "self_consumption"])
+
+    def share(value: object) -> str:
+        return "" if is_empty(value) else format_share(float(value))  # type: ignore[arg-type]
+
+    columns = [
+        Column("community", "community"),
+        Column("self_sufficiency", "self-sufficiency", share, True),
+        Column("self_consumption", "self-consumption", share, True),
+    ]
+    caption = (
+        "Self-sufficiency: the share of the members' demand met from inside the community; "
+        "self-consumption: the share of their generation used inside it."
+    )
+    return _long_table(frame, columns, what="communities", caption=caption)
+
+
+_ROUTE_WORDS = {
+    "p2p": "peer to peer",
+    "member-manager": "member to manager",
+    "manager-member": "manager to member",
+    "manager-manager": "between managers",
+}
+
+
+def _tables(
+    result: ClearingResult, prices_of: ClearingResult, bills: pd.DataFrame | None
+) -> list[str]:
+    s = result.scenario
+    currency = s.currency
+    parts = ["<h3>Per peer over the horizon</h3>"]
+    totals = peer_totals(result)
+    mean_price = prices_of.dispatch.groupby("peer", sort=False)["price_per_kwh"].mean()
+    totals["mean_price_per_kwh"] = totals["peer"].map(mean_price)
+    columns = [
+        Column("peer", "peer"),
+        Column("community", "community"),
+        Column("declared_role", "role"),
+        Column("generation_kwh", "generated (kWh)", _ENERGY, True),
+        Column("load_kwh", "load (kWh)", _ENERGY, True),
+        Column("flexible_load_kwh", "flexible load (kWh)", _ENERGY, True),
+        Column("charge_kwh", "charged (kWh)", _ENERGY, True),
+        Column("discharge_kwh", "discharged (kWh)", _ENERGY, True),
+        Column("import_kwh", "bought (kWh)", _ENERGY, True),
+        Column("export_kwh", "sold (kWh)", _ENERGY, True),
+        Column("mean_price_per_kwh", f"mean price ({currency}/kWh)", _PRICE, True),
+    ]
+    columns = [c for c in columns if not c.numeric or totals[c.key].abs().sum() > 1e-9]
+    traded = (totals["import_kwh"] + totals["export_kwh"]).rename("energy traded")
+    parts.append(_long_table(totals, columns, what="peers", order=traded))
+
+    trades = result.trades
+    parts.append(f"<h3>Trades ({len(trades):,})</h3>")
+    if len(trades):
+        routes = trades.groupby("route", sort=False).agg(
+            trades=("energy_kwh", "size"), energy_kwh=("energy_kwh", "sum")
+        )
+        routes = routes.reset_index()
+        routes["route"] = [_ROUTE_WORDS.get(str(r), str(r)) for r in routes["route"]]
+        parts.append(
+            _rows_table(
+                routes,
+                [
+                    Column("route", "route"),
+                    Column("trades", "trades", format_value, True),
+                    Column("energy_kwh", "energy (kWh)", _ENERGY, True),
+                ],
+            )
+        )
+    frame = trades.assign(
+        seller=_node_names(trades["seller"], trades["seller_kind"]),
+        buyer=_node_names(trades["buyer"], trades["buyer_kind"]),
+        route=[_ROUTE_WORDS.get(str(r), str(r)) for r in trades["route"]],
+    )
+    trade_columns = [
+        Column("period", "period", format_value, True),
+        Column("seller", "seller"),
+        Column("buyer", "buyer"),
+        Column("route", "route"),
+        Column("energy_kwh", "energy (kWh)", _ENERGY, True),
+        Column("fee", f"fee ({currency})", _MONEY, True),
+    ]
+    parts.append(
+        _long_table(
+            frame, trade_columns, what="trades", order=trades["energy_kwh"].rename("energy")
+        )
+    )
+
+    parts.append("<h3>Prices</h3>")
+    parts.append(_prices_table(prices_of))
     storage = storage_summary(result)
     if len(storage):
-        parts.append("<h3>Storage over the horizon</h3>" + _table(storage))
+        parts.append("<h3>Storage over the horizon</h3>")
+        storage_columns = [
+            Column("peer", "peer"),
+            Column("capacity_kwh", "capacity (kWh)", _ENERGY, True),
+            Column("power_kw", "power (kW)", _ENERGY, True),
+            Column("charged_kwh", "charged (kWh)", _ENERGY, True),
+            Column("discharged_kwh", "discharged (kWh)", _ENERGY, True),
+            Column("losses_kwh", "losses (kWh)", _ENERGY, True),
+            Column("equivalent_full_cycles", "full cycles", _decimals(2), True),
+        ]
+        parts.append(
+            _long_table(
+                storage,
+                storage_columns,
+                what="storage units",
+                order=storage["charged_kwh"].rename("charge"),
+            )
+        )
     changes = role_changes(result)
-    parts.append("<h3>Peers that change role</h3>" + _table(changes))
+    parts.append("<h3>Peers that change role</h3>")
+    change_columns = [
+        Column("peer", "peer"),
+        Column("declared_role", "declared role"),
+        Column("changes", "changes", format_value, True),
+        Column("roles", "roles in the horizon"),
+        Column("first_change", "first change (period)", format_value, True),
+    ]
+    change_columns = [c for c in change_columns if c.key in changes.columns]
+    order = changes["changes"].rename("number of changes") if "changes" in changes else None
+    parts.append(_long_table(changes, change_columns, what="peers", order=order))
     if bills is not None:
-        parts.append(f"<h3>Bills ({html.escape(s.currency)})</h3>" + _table(bills))
-    return _PAGE.substitute(title=html.escape(title), body="\n".join(parts), version=__version__)
+        parts.append(f"<h3>Bills ({html.escape(currency)})</h3>")
+        bill_columns = [
+            Column("peer", "peer"),
+            Column("cost_baseline", f"grid only ({currency})", _MONEY, True),
+            Column("cost_market", f"in the market ({currency})", _MONEY, True),
+            Column("savings", f"savings ({currency})", _MONEY, True),
+            Column("bought_kwh", "bought (kWh)", _ENERGY, True),
+            Column("sold_kwh", "sold (kWh)", _ENERGY, True),
+        ]
+        bill_columns = [c for c in bill_columns if c.key in bills.columns]
+        order = bills["savings"].abs().rename("savings (in size)")
+        parts.append(
+            _long_table(
+                bills,
+                bill_columns,
+                what="peers",
+                order=order,
+                caption="Net cost over the horizon; negative: revenue.",
+            )
+        )
+    return parts
+
+
+def _node_names(names: pd.Series, kinds: pd.Series) -> list[str]:
+    return [
+        f"manager {n}" if k == NodeKind.MANAGER else str(n)
+        for n, k in zip(names, kinds, strict=True)
+    ]
+
+
+_GRID_PERIODS = 12
+
+
+def _prices_table(result: ClearingResult) -> str:
+    """Prices per node: one column per period for a short horizon and few nodes, else the
+    lowest, mean and highest price of each node (a long list collapsed)."""
+    p = result.prices
+    currency = result.scenario.currency
+    owner = result.scenario.community_of()
+    nodes = list(dict.fromkeys(zip(p["node"], p["kind"], strict=True)))
+    caption = f"Buying price in {currency}/kWh (the dual of the node's balance)."
+    table = p.pivot(index=["node", "kind"], columns="period", values="price_per_kwh")
+    table = table.reindex(pd.MultiIndex.from_tuples(nodes, names=["node", "kind"]))
+    names = [f"manager {n}" if k == NodeKind.MANAGER else str(n) for n, k in nodes]
+    community = [str(n) if k == NodeKind.MANAGER else owner.get(str(n)) for n, k in nodes]
+    if result.scenario.periods <= _GRID_PERIODS and len(nodes) <= TOP_ROWS + 5:
+        frame = pd.DataFrame({"node": names})
+        columns = [Column("node", "peer or manager")]
+        for period in table.columns:
+            key = f"period {period}"
+            frame[key] = table[period].to_numpy()
+            columns.append(Column(key, key, _PRICE, True))
+        return _rows_table(frame, columns, caption=caption)
+    values = table.to_numpy(dtype=float)
+    known = ~np.isnan(values)
+    count = known.sum(axis=1)
+    safe = np.where(known, values, 0.0)
+    frame = pd.DataFrame(
+        {
+            "node": names,
+            "community": community,
+            "low": np.where(count > 0, np.where(known, values, np.inf).min(axis=1), np.nan),
+            "mean": np.where(count > 0, safe.sum(axis=1) / np.maximum(count, 1), np.nan),
+            "high": np.where(count > 0, np.where(known, values, -np.inf).max(axis=1), np.nan),
+        }
+    )
+    columns = [
+        Column("node", "peer or manager"),
+        Column("community", "community"),
+        Column("low", f"lowest ({currency}/kWh)", _PRICE, True),
+        Column("mean", f"mean ({currency}/kWh)", _PRICE, True),
+        Column("high", f"highest ({currency}/kWh)", _PRICE, True),
+    ]
+    caption += f" Over the {result.scenario.periods} periods; every price is in the prices table."
+    return _long_table(
+        frame,
+        columns,
+        what="peers and managers",
+        order=frame["high"].rename("highest price"),
+        caption=caption,
+    )
 
 
 def write_report(
@@ -261,14 +625,27 @@ def write_report(
     kpis: Mapping[str, object] | None = None,
     title: str | None = None,
     comparison: Sequence[ClearingResult] = (),
+    priced: ClearingResult | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write `out_dir/report.html`: summary, KPIs, figures and tables of one run.
+    """Write `out_dir/report.html`: summary, key figures, figures and tables of one run.
 
     `bills` (columns `peer`, `cost_baseline`, `cost_market`, `savings`) adds the bills
-    figure and table; `kpis` a table of named values; `comparison` (the same scenario under
-    other designs) a figure comparing them. Returns the path written.
+    figure and table; `kpis` (as `Kpis.to_dict()` gives them) the key figures; `comparison`
+    (the same scenario under other designs) a figure comparing them. `priced`, the clearing
+    the bills are priced from (the `system-cost` twin of a `paper` clearing), gives every
+    price shown, with a sentence saying so. `on_step(description)` is called before each
+    section and figure, as `report_steps` lists them. Returns the path written.
     """
-    page = report_html(result, bills=bills, kpis=kpis, title=title, comparison=comparison)
+    page = report_html(
+        result,
+        bills=bills,
+        kpis=kpis,
+        title=title,
+        comparison=comparison,
+        priced=priced,
+        on_step=on_step,
+    )
     path = Path(out_dir) / REPORT_NAME
     write_text_atomic(path, page)
     return path
@@ -349,6 +726,18 @@ def paper_index_html(
     return _PAGE.substitute(title=html.escape(title), body="\n".join(parts), version=__version__)
 
 
+def paper_report_steps(
+    reproduction: Reproduction, *, bills: Mapping[str, pd.DataFrame] | None = None
+) -> list[str]:
+    """What `on_step` of `write_paper_reports` is told, in order: each case's report steps,
+    prefixed with the case's name, then the index."""
+    out = []
+    for name, result in reproduction.results.items():
+        steps = report_steps(result, bills=(bills or {}).get(name))
+        out += [f"{name}: {step}" for step in steps]
+    return [*out, "writing the index"]
+
+
 def write_paper_reports(
     reproduction: Reproduction,
     out_dir: Path,
@@ -356,19 +745,27 @@ def write_paper_reports(
     designs: pd.DataFrame | None = None,
     bills: Mapping[str, pd.DataFrame] | None = None,
     kpis: Mapping[str, Mapping[str, object]] | None = None,
+    priced: Mapping[str, ClearingResult] | None = None,
     on_case: Callable[[str], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Write `out_dir/CASE/report.html` for every paper case and `out_dir/index.html`
     linking them, with the paper-vs-ours table (and `designs`, from
-    `p2pmarket.app.paper.design_comparison`, when given). `bills` and `kpis`, by case name, go
-    into the case's report. `on_case(name)` is called before each case, for a progress bar.
-    Returns the index page's path."""
+    `p2pmarket.app.paper.design_comparison`, when given). `bills`, `kpis` and `priced` (the
+    `system-cost` clearing whose prices the case's bills charge), by case name, go into the
+    case's report. `on_case(name)` is called before each case and `on_step(description)`
+    before each step (`paper_report_steps`), for a progress bar. Returns the index's path."""
     out_dir = Path(out_dir)
     links: dict[str, str] = {}
     for name, result in reproduction.results.items():
         if on_case is not None:
             on_case(name)
         checks = [c for c in reproduction.checks if name in _cases_of(c)]
+
+        def step(description: str, case: str = name) -> None:
+            if on_step is not None:
+                on_step(f"{case}: {description}")
+
         page = report_html(
             result,
             bills=(bills or {}).get(name),
@@ -376,9 +773,13 @@ def write_paper_reports(
             title=f"{name} (Moreno et al. 2021)",
             checks=checks,
             back_link=f"../{INDEX_NAME}",
+            priced=(priced or {}).get(name),
+            on_step=step,
         )
         write_text_atomic(out_dir / name / REPORT_NAME, page)
         links[name] = f"{quote(name)}/{REPORT_NAME}"
+    if on_step is not None:
+        on_step("writing the index")
     index = out_dir / INDEX_NAME
     write_text_atomic(index, paper_index_html(reproduction, links, designs))
     return index

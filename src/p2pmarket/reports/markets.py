@@ -4,12 +4,16 @@ markets side by side. Each returns a `Figure`."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -23,10 +27,18 @@ from p2pmarket.reports.axes import (
     period_edges,
     time_axis,
 )
+from p2pmarket.reports.scale import (
+    MAX_ROWS,
+    OTHERS,
+    PER_PEER,
+    group_of,
+    group_styles,
+    is_large,
+    keep_largest,
+)
 from p2pmarket.reports.style import (
     BUY_COLOUR,
     Node,
-    PeerStyle,
     as_node,
     community_groups,
     new_figure,
@@ -67,39 +79,103 @@ def _price_table(result: ClearingResult, rows: Sequence[Node]) -> npt.NDArray[np
     return table + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _price_text(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.4g}"
+def _price_text(value: float, digits: int = 4) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}g}"
 
 
-def price_figure(result: ClearingResult) -> Figure:
+def _grouped_rows(
+    result: ClearingResult, rows: Sequence[Node], values: npt.NDArray[np.float64]
+) -> tuple[list[str], list[str | None], npt.NDArray[np.float64]]:
+    """Rows of a large market: the mean price of each community's members (and its manager's
+    own row), at most `MAX_ROWS` rows (the smallest communities averaged as others). Returns
+    labels, the community of each row and the table."""
+    groups = group_of(result.scenario)
+    keys: list[str] = []
+    for kind, name in rows:
+        keys.append(f"manager {name}" if kind == NodeKind.MANAGER else groups.get(name, name))
+    order = list(dict.fromkeys(keys))
+    size = {k: keys.count(k) for k in order}
+    if len(order) > MAX_ROWS:
+        kept = set(sorted(order, key=lambda k: -size[k])[: MAX_ROWS - 1])
+        rest = [k for k in order if k not in kept]
+        keys = [k if k in kept else f"{OTHERS} ({len(rest)})" for k in keys]
+        order = list(dict.fromkeys(keys))
+        size = {k: keys.count(k) for k in order}
+    table = np.full((len(order), values.shape[1]), np.nan)
+    index = np.array([order.index(k) for k in keys])
+    for i in range(len(order)):
+        block = values[index == i]
+        known = ~np.isnan(block)
+        count = known.sum(axis=0)
+        total = np.where(known, block, 0.0).sum(axis=0)
+        table[i] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    labels = [
+        k if k.startswith(("manager ", OTHERS)) or size[k] == 1 else f"{k}: mean of {size[k]}"
+        for k in order
+    ]
+    community = [k.removeprefix("manager ") for k in order]
+    return labels, list(community), table + 0.0
+
+
+def _robust_range(known: npt.NDArray[np.float64]) -> tuple[float, float, str]:
+    """Colour limits from the 2nd to the 98th percentile of `known`, and which ends the
+    colour bar extends (an outlier row then does not squeeze every other colour into one)."""
+    if not known.size:
+        return 0.0, 1.0, "neither"
+    low, high = (float(v) for v in np.percentile(known, [2, 98]))
+    if high - low < 1e-9:
+        low, high = float(known.min()), float(known.max())
+    if high - low < 1e-9:
+        low, high = low - 0.01, high + 0.01
+    below, above = bool(known.min() < low - 1e-12), bool(known.max() > high + 1e-12)
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+    return low, high, extend.get((below, above), "neither")
+
+
+def price_figure(result: ClearingResult, *, note: str = "") -> Figure:
     """Price per peer and community manager (dual of its balance, per kWh) over the horizon.
 
     A heat map, nodes grouped by community (members, then the manager), one column per
-    period; values written in the cells when there are few periods. With one period:
-    one horizontal bar per node in the peer's colour (managers grey). A node without a
-    buying price in a period (a peer that can never buy) is a light grey cell, or a bar
-    labelled `n/a`.
+    period, on a colour scale from the 2nd to the 98th percentile of the prices (the bar's
+    arrows mark prices beyond); values written in the cells when the grid is small. With
+    one period: one horizontal bar per node in the peer's colour (managers grey). A node
+    without a buying price in a period (a peer that can never buy) is a light grey cell, or
+    a bar labelled `n/a`. A large market has a row per community (its members' mean price)
+    and per manager, at most `MAX_ROWS`. `note` goes into the title (e.g. which prices).
     """
     currency = result.scenario.currency
     rows = _price_rows(result)
     values = _price_table(result, rows)
     owner = result.scenario.community_of()
-    labels = [node_label(node, owner) for node in rows]
     styles = peer_styles(result.scenario)
-    fig = new_figure(WIDTH if result.scenario.periods > 1 else 8.0, 1.6 + 0.3 * len(rows))
+    if len(rows) > MAX_ROWS:
+        labels, group, values = _grouped_rows(result, rows, values)
+        styles = group_styles(labels)
+        grouped = True
+    else:
+        labels = [node_label(node, owner) for node in rows]
+        group = [name if kind == NodeKind.MANAGER else owner.get(name) for kind, name in rows]
+        grouped = False
+    suffix = f", {note}" if note else ""
+    title = "Price per community and manager" if grouped else "Price per peer and community manager"
+    fig = new_figure(WIDTH if result.scenario.periods > 1 else 8.0, 1.6 + 0.3 * len(labels))
     ax = fig.subplots()
     if result.scenario.periods == 1:
         column = values[:, 0]
-        y = np.arange(len(rows))
-        peer_rows = [kind == NodeKind.PEER and name in styles for kind, name in rows]
-        colours = [
-            styles[name].colour if is_peer else _MANAGER_COLOUR
-            for (_, name), is_peer in zip(rows, peer_rows, strict=True)
-        ]
-        hatches = [
-            styles[name].hatch if is_peer else ""
-            for (_, name), is_peer in zip(rows, peer_rows, strict=True)
-        ]
+        y = np.arange(len(labels))
+        if grouped:
+            colours = [styles[label].colour for label in labels]
+            hatches = [styles[label].hatch for label in labels]
+        else:
+            peer_rows = [kind == NodeKind.PEER and name in styles for kind, name in rows]
+            colours = [
+                styles[name].colour if is_peer else _MANAGER_COLOUR
+                for (_, name), is_peer in zip(rows, peer_rows, strict=True)
+            ]
+            hatches = [
+                styles[name].hatch if is_peer else ""
+                for (_, name), is_peer in zip(rows, peer_rows, strict=True)
+            ]
         bars = ax.barh(
             y,
             np.nan_to_num(column, nan=0.0),
@@ -115,43 +191,46 @@ def price_figure(result: ClearingResult) -> Figure:
         ax.margins(x=0.15)
         ax.grid(axis="x", color="#E5E5E5")
         ax.set_axisbelow(True)
-        figure_title(fig, result, f"Price per peer and manager {one_period(result)}")
+        figure_title(fig, result, f"{title} {one_period(result)}{suffix}")
         return fig
     edges = period_edges(result)
     known = values[~np.isnan(values)]
-    low, high = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
+    low, high, extend = _robust_range(known)
     cmap = colormaps["cividis"].with_extremes(bad=_NO_PRICE_COLOUR)
+    norm = Normalize(low, high)
     mesh = ax.pcolormesh(
         edges,
-        np.arange(len(rows) + 1),
+        np.arange(len(labels) + 1),
         np.ma.masked_invalid(values),
         cmap=cmap,
-        vmin=low,
-        vmax=high,
+        norm=norm,
         edgecolors="white",
         linewidth=0.3,
     )
     mesh.set_gid("prices")
-    ax.set_yticks(np.arange(len(rows)) + 0.5, labels, fontsize=9)
-    ax.set_ylim(len(rows), 0)
+    ax.set_yticks(np.arange(len(labels)) + 0.5, labels, fontsize=9 if len(labels) <= 30 else 8)
+    ax.set_ylim(len(labels), 0)
     time_axis(ax, result)
     ax.grid(False)
-    ax.set_ylabel("peer or community manager")
-    bar = fig.colorbar(mesh, ax=ax, pad=0.01)
+    ax.set_ylabel("community or manager" if grouped else "peer or community manager")
+    bar = fig.colorbar(mesh, ax=ax, pad=0.01, extend=extend)
     bar.set_label(f"price ({currency}/kWh)")
-    if result.scenario.periods <= 8:
-        mid = (low + high) / 2
-        for i in range(len(rows)):
-            for j in range(result.scenario.periods):
+    periods = result.scenario.periods
+    if periods <= 24 and len(labels) <= 30:
+        digits, size = (4, 8) if periods <= 8 else (3, 6.5 if periods <= 12 else 5.5)
+        for i in range(len(labels)):
+            for j in range(periods):
                 v = values[i, j]
+                shade = cmap(norm(v)) if not math.isnan(v) else to_rgba(_NO_PRICE_COLOUR)
+                dark = 0.2126 * shade[0] + 0.7152 * shade[1] + 0.0722 * shade[2] < 0.5
                 ax.text(
                     (edges[j] + edges[j + 1]) / 2,
                     i + 0.5,
-                    _price_text(v),
+                    _price_text(v, digits),
                     ha="center",
                     va="center",
-                    fontsize=8,
-                    color="black" if math.isnan(v) or v > mid else "white",
+                    fontsize=size,
+                    color="white" if dark else "black",
                 )
     if known.size < values.size:
         no_price = Patch(
@@ -159,75 +238,100 @@ def price_figure(result: ClearingResult) -> Figure:
         )
         fig.legend(handles=[no_price], loc="outside lower right", frameon=False, fontsize=9)
     # A line between communities.
-    group = [name if kind == NodeKind.MANAGER else owner.get(name) for kind, name in rows]
-    for i in range(1, len(rows)):
+    for i in range(1, len(labels)):
         if group[i] != group[i - 1] and (group[i] or group[i - 1]):
             ax.axhline(i, color="black", linewidth=1.5)
-    figure_title(fig, result, "Price per peer and community manager")
+    figure_title(fig, result, f"{title}{suffix}")
     return fig
 
 
 # --- settlement and comparisons ------------------------------------------------------------
 
 
+SAVINGS_COLOUR = "#009E73"
+"""Savings (bluish green): a colour of their own, not the blue of "in the market"."""
+LOSS_COLOUR = "#CC79A7"
+"""Negative savings (reddish purple)."""
+BASELINE_COLOUR = "#BBBBBB"
+
+
+def _bill_rows(
+    bills: pd.DataFrame, groups: Mapping[str, str] | None
+) -> tuple[list[str], pd.DataFrame, str]:
+    """The rows a bills figure draws: a row per peer, or for more than `PER_PEER` peers one
+    per group of `groups` (peer -> community) summed, at most `MAX_ROWS` (the largest by
+    their savings' size; the rest summed as others). Returns labels, the costs (columns
+    `cost_baseline`, `cost_market`, `savings`) and what a row is."""
+    peers = [str(p) for p in bills["peer"]]
+    costs = bills.loc[:, ["cost_baseline", "cost_market", "savings"]].astype(float)
+    costs.index = pd.Index(peers)
+    if len(peers) <= PER_PEER:
+        return peers, costs.reset_index(drop=True), "peer"
+    what = "peer"
+    if groups is not None:
+        keys = [groups.get(p, p) for p in peers]
+        counts = pd.Series(keys).value_counts()
+        costs = costs.groupby(keys, sort=False).sum(min_count=1)
+        costs.index = pd.Index([f"{k} ({counts[k]} peers)" for k in costs.index])
+        what = "community"
+    if len(costs) > MAX_ROWS:
+        size = costs["savings"].abs().fillna(0.0).to_numpy()
+        keep = np.sort(np.argsort(-size, kind="stable")[: MAX_ROWS - 1])
+        rest = costs.drop(index=costs.index[keep])
+        costs = costs.iloc[keep]
+        costs.loc[f"{OTHERS} ({len(rest)} {what}s)"] = rest.sum(min_count=1)
+    return [str(i) for i in costs.index], costs.reset_index(drop=True), what
+
+
 def bills_figure(
     bills: pd.DataFrame,
     *,
     currency: str = "USD",
-    styles: Mapping[str, PeerStyle] | None = None,
-    title: str = "Bills and savings per peer",
+    groups: Mapping[str, str] | None = None,
+    title: str = "Bills and savings",
 ) -> Figure:
     """Each peer's cost in the market against its grid-only baseline, and its savings.
 
     `bills` has one row per peer with `peer`, `cost_baseline`, `cost_market` and `savings`
     (in `currency`; negative costs are revenues). Left: baseline (grey) and market (blue)
-    cost per peer; right: savings in the peer's style (`styles`, e.g.
-    `peer_styles(scenario)` to match the other figures; by default the order of `bills`).
+    cost per peer; right: savings (green, losses purple). Past `PER_PEER` peers a row per
+    community of `groups` (peer -> community, e.g. `scale.group_of(scenario)`), its members
+    summed; at most `MAX_ROWS` rows.
     """
     missing = [c for c in BILL_COLUMNS if c not in bills.columns]
     if missing:
         raise P2PMarketError(f"bills: missing column(s) {', '.join(missing)}")
-    peers = [str(p) for p in bills["peer"]]
-    styles = dict(styles) if styles is not None else peer_styles(peers)
-    plain = PeerStyle("#999999")
-    fig = new_figure(WIDTH, 1.8 + 0.32 * len(peers))
+    labels, costs, what = _bill_rows(bills, groups)
+    fig = new_figure(WIDTH, 1.8 + 0.32 * max(len(labels), 3))
     left, right = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
-    y = np.arange(len(peers))
+    y = np.arange(len(labels))
     h = 0.38
     left.barh(
         y - h / 2,
-        bills["cost_baseline"],
+        costs["cost_baseline"],
         height=h,
-        color="#BBBBBB",
+        color=BASELINE_COLOUR,
         label="grid only (baseline)",
         gid="cost_baseline",
     )
     left.barh(
         y + h / 2,
-        bills["cost_market"],
+        costs["cost_market"],
         height=h,
         color=BUY_COLOUR,
         label="in the market",
         gid="cost_market",
     )
-    left.set_yticks(y, peers)
+    left.set_yticks(y, labels)
     left.invert_yaxis()
     left.axvline(0, color="black", linewidth=0.6)
     left.set_xlabel(f"net cost ({currency}); negative: revenue")
-    left.set_title("Cost per peer", fontsize=10)
-    fig.legend(
-        *left.get_legend_handles_labels(),
-        loc="outside lower center",
-        ncols=2,
-        frameon=False,
-        fontsize=9,
-    )
-    savings = bills["savings"].to_numpy(dtype=float)
+    left.set_title(f"Cost per {what}", fontsize=10)
+    savings = costs["savings"].to_numpy(dtype=float)
     bars = right.barh(
         y,
-        savings,
-        color=[styles.get(p, plain).colour for p in peers],
-        hatch=[styles.get(p, plain).hatch for p in peers],
+        np.nan_to_num(savings, nan=0.0),
+        color=[LOSS_COLOUR if v < 0 else SAVINGS_COLOUR for v in savings],
         edgecolor="white",
         gid="savings",
     )
@@ -236,12 +340,20 @@ def bills_figure(
     )
     right.axvline(0, color="black", linewidth=0.6)
     right.set_xlabel(f"savings against the baseline ({currency})")
-    right.set_title("Savings per peer", fontsize=10)
+    right.set_title(f"Savings per {what}", fontsize=10)
     right.margins(x=0.2)
     for ax in (left, right):
         ax.grid(axis="x", color="#E5E5E5")
         ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=12)
+    handles = [
+        Patch(color=BASELINE_COLOUR, label="grid only (baseline)"),
+        Patch(color=BUY_COLOUR, label="in the market"),
+        Patch(color=SAVINGS_COLOUR, label="savings"),
+    ]
+    if (savings < 0).any():
+        handles.append(Patch(color=LOSS_COLOUR, label="loss (negative savings)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=9)
+    fig.suptitle(f"{title} per {what}", fontsize=12)
     return fig
 
 
@@ -255,27 +367,61 @@ _ROUTES = {
 
 
 def _design_labels(results: Sequence[ClearingResult]) -> list[str]:
+    """What tells the results apart (design, objective, scenario), each part wrapped to
+    `_LABEL_CHARS` characters a line."""
     parts = [(r.design, r.objective_kind, r.scenario.name) for r in results]
     varying = [i for i in range(3) if len({p[i] for p in parts}) > 1] or [0]
-    labels = ["\n".join(p[i] for i in varying) for p in parts]
+    labels = ["\n".join(_wrap(str(p[i])) for i in varying) for p in parts]
     if len(set(labels)) < len(labels):
         labels = [f"{label} #{n + 1}" for n, label in enumerate(labels)]
     return labels
 
 
-def design_comparison_figure(results: Sequence[ClearingResult]) -> Figure:
+_LABEL_CHARS = 12
+
+
+def _wrap(text: str) -> str:
+    """`text` broken at hyphens, spaces and underscores into lines of at most about
+    `_LABEL_CHARS` characters (a long word stays whole)."""
+    words = re.findall(r"[^-_ ]+[-_ ]?", text) or [text]
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + len(word.rstrip()) > _LABEL_CHARS:
+            lines.append("")
+        lines[-1] += word
+    return "\n".join(line.rstrip(" ") for line in lines)
+
+
+def design_comparison_figure(
+    results: Sequence[ClearingResult], labels: Sequence[str] | None = None
+) -> Figure:
     """Results side by side (typically one scenario under p2p, community and hybrid).
 
     Three panels, one bar per result: the objective; the energy each peer generates over
     the horizon (stacked, peer colours); the energy traded along each kind of route.
+    `labels` (one per result, e.g. `Comparison.labels`) name the bars; by default what tells
+    the results apart (design, objective, scenario name).
     """
     if not results:
         raise P2PMarketError("design comparison: no results to compare")
-    labels = _design_labels(results)
-    peers = list(dict.fromkeys(p for r in results for p in r.scenario.peer_ids))
-    styles = peer_styles(results[0].scenario)
-    styles.update({p: s for p, s in peer_styles(peers).items() if p not in styles})
-    fig = new_figure(WIDTH + 2, 4.8)
+    if labels is not None and len(labels) != len(results):
+        raise P2PMarketError("design comparison: one label per result")
+    labels = (
+        _design_labels(results)
+        if labels is None
+        else ["\n".join(_wrap(part) for part in label.split(" / ")) for label in labels]
+    )
+    large = any(is_large(r.scenario) for r in results)
+    generated = pd.DataFrame([_generation_by(r, large) for r in results]).fillna(0.0)
+    generated = keep_largest(generated)
+    if large:
+        styles = group_styles([str(c) for c in generated.columns])
+    else:
+        styles = peer_styles(results[0].scenario)
+        names = [str(c) for c in generated.columns]
+        styles.update({p: s for p, s in peer_styles(names).items() if p not in styles})
+    lines = max(label.count("\n") + 1 for label in labels)
+    fig = new_figure(min(max(WIDTH + 2, 1.3 * len(results) * 3), 22.0), 4.4 + 0.25 * lines)
     obj_ax, gen_ax, route_ax = fig.subplots(1, 3)
     x = np.arange(len(results))
     objective = [r.objective for r in results]
@@ -285,23 +431,24 @@ def design_comparison_figure(results: Sequence[ClearingResult]) -> Figure:
     obj_ax.set_title(f"Objective ({', '.join(kinds)})", fontsize=10)
     obj_ax.set_ylabel(f"objective ({results[0].scenario.currency})")
     bottom = np.zeros(len(results))
-    for peer in peers:
-        energy = np.array([_energy_of(r, peer, "generation_kw") for r in results])
+    for peer in generated.columns:
+        energy = generated[peer].to_numpy(dtype=float)
         if energy.max() <= EPS:
             continue
+        style = styles[str(peer)]
         gen_ax.bar(
             x,
             energy,
             bottom=bottom,
             width=0.6,
-            color=styles[peer].colour,
-            hatch=styles[peer].hatch,
+            color=style.colour,
+            hatch=style.hatch,
             edgecolor="white",
-            label=peer,
+            label=str(peer),
             gid=f"generation:{peer}",
         )
         bottom += energy
-    gen_ax.set_title("Generation by peer", fontsize=10)
+    gen_ax.set_title(f"Generation by {'community' if large else 'peer'}", fontsize=10)
     gen_ax.set_ylabel("energy over the horizon (kWh)")
     bottom = np.zeros(len(results))
     for route, (name, colour, hatch) in _ROUTES.items():
@@ -325,27 +472,50 @@ def design_comparison_figure(results: Sequence[ClearingResult]) -> Figure:
         bottom += energy
     route_ax.set_title("Traded energy by route", fontsize=10)
     route_ax.set_ylabel("energy over the horizon (kWh)")
+    # Labels turn when they would not fit side by side under their bars.
+    width_pt = fig.get_figwidth() * 72 / 3 * 0.75
+    widest = max(len(line) for label in labels for line in label.split("\n"))
+    size = 9 if len(results) <= 3 else 8
+    turn = widest * size * 0.6 > 0.9 * width_pt / len(results)
     for ax in (obj_ax, gen_ax, route_ax):
-        ax.set_xticks(x, labels, fontsize=9)
+        ax.set_xticks(
+            x,
+            labels,
+            fontsize=size,
+            rotation=35 if turn else 0,
+            ha="right" if turn else "center",
+            rotation_mode="anchor",
+        )
         ax.grid(axis="y", color="#E5E5E5")
         ax.set_axisbelow(True)
         ax.margins(y=0.1)
-    for ax, columns in ((gen_ax, 4), (route_ax, 2)):
+    # Legends below the figure (clear of the tick labels, however many lines they have):
+    # generation in the middle, under its panel; routes on the right, under theirs.
+    places: tuple[tuple[Axes, int, Literal["outside lower center", "outside lower right"]], ...]
+    places = ((gen_ax, 4, "outside lower center"), (route_ax, 2, "outside lower right"))
+    for ax, columns, where in places:
         handles, names = ax.get_legend_handles_labels()
-        ax.legend(
+        fig.legend(
             handles[::-1],
             names[::-1],
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.1),
+            loc=where,
             ncols=columns,
             frameon=False,
             fontsize=8,
+            title=ax.get_title(),
+            title_fontsize=8,
         )
     names = sorted({r.scenario.name for r in results})
     fig.suptitle(f"Designs compared: {', '.join(names)}", fontsize=12)
     return fig
 
 
-def _energy_of(result: ClearingResult, peer: str, column: str) -> float:
+def _generation_by(result: ClearingResult, large: bool) -> pd.Series:
+    """Energy each peer (or, `large`, each group) generates over the horizon (kWh)."""
     d = result.dispatch
-    return float(d.loc[d["peer"] == peer, column].sum() * result.scenario.period_hours)
+    energy = d.groupby("peer", sort=False)["generation_kw"].sum() * result.scenario.period_hours
+    energy = energy.reindex(list(result.scenario.peer_ids)).fillna(0.0)
+    if large:
+        groups = group_of(result.scenario)
+        energy = energy.groupby([groups[str(p)] for p in energy.index], sort=False).sum()
+    return energy

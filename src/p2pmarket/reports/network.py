@@ -25,6 +25,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, Patch, RegularPolygon
 
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.errors import P2PMarketError
+from p2pmarket.reports.scale import is_large
 from p2pmarket.reports.style import (
     BUY_COLOUR,
     SELL_COLOUR,
@@ -57,13 +58,7 @@ _SPACING = 0.95  # distance between neighbouring peers of one community (data un
 _NODE_RADIUS = 0.22
 _DISC_PAD = 0.45  # from a community's ring of members to the edge of its disc (role labels)
 _ROLE_COLOURS = {"seller": SELL_COLOUR, "buyer": BUY_COLOUR, "neutral": NEUTRAL_COLOUR}
-_LABEL_FITS = 4  # characters of a node's name that fit inside it
-_LONG_LABEL_BOX = {
-    "boxstyle": "round,pad=0.15",
-    "facecolor": "white",
-    "edgecolor": "none",
-    "alpha": 0.85,
-}
+_LABEL_FITS = 4  # characters of a node's name that fit inside it (longer: outside)
 
 
 def _ring(
@@ -142,13 +137,19 @@ def trade_network_figure(result: ClearingResult, period: int | None = None) -> F
 
     Peers are placed by community and coloured by their role in the period (seller, buyer,
     neither); the grid is a hexagon and a community manager a square. One arrow per trade,
-    its width proportional to the energy and labelled with it (kWh).
+    its width proportional to the energy and labelled with it (kWh). A name longer than
+    four characters is written outside its node, with the peer's role. A large market
+    (`p2pmarket.reports.scale`) is drawn by community: `community_network_figure`.
     """
     s = result.scenario
     if period is None:
         period = busiest_period(result)
     if not 0 <= period < s.periods:
         raise P2PMarketError(f"period {period} is outside the horizon 0..{s.periods - 1}")
+    if is_large(s):
+        from p2pmarket.reports.community_network import community_network_figure
+
+        return community_network_figure(result, period)
     positions, discs = network_layout(result)
     many = len(positions) > 10
     fig = new_figure(10.0 if many else 7.5, 9.0 if many else 6.6)
@@ -278,38 +279,43 @@ def _draw_nodes(
             else:
                 shape = Circle((x, y), _NODE_RADIUS, facecolor=face, edgecolor="black")
             label, text_colour = name, "black" if face == NEUTRAL_COLOUR else "white"
-        if kind == NodeKind.PEER and declared[name] != "grid":
-            # The declared role outside the node, away from its community's middle.
+        # A name too long for its node is written outside it, with the declared role.
+        long = len(label) > _LABEL_FITS
+        if kind == NodeKind.PEER and (long or declared[name] != "grid"):
+            # Outside the node, away from its community's middle.
             community = owner.get(name)
             cx, cy = discs[community][:2] if community is not None else (0.0, 0.0)
             angle = math.atan2(y - cy, x - cx) if (x, y) != (cx, cy) else -math.pi / 2
             reach = _NODE_RADIUS * 1.35
+            role = "" if declared[name] == "grid" else declared[name]
+            outside = f"{name}\n{role}".strip() if long else role
             ax.text(
                 x + reach * math.cos(angle),
                 y + reach * math.sin(angle),
-                declared[name],
-                fontsize=font - 2,
-                color="#444444",
+                outside,
+                fontsize=font - 1 if long else font - 2,
+                color="black" if long else "#444444",
+                fontweight="bold" if long else "normal",
+                gid=f"label:{node_gid(node)}" if long else None,
                 **_outward(angle),
             )
         shape.set_gid(f"node:{node_gid(node)}")
         shape.set_zorder(3)
         ax.add_patch(shape)
         shapes[node] = shape
-        # A name too long for its node is written on a white box over it, smaller.
-        long = len(label) > _LABEL_FITS
-        ax.text(
-            x,
-            y,
-            label,
-            ha="center",
-            va="center",
-            fontsize=font - 1 if long else font,
-            color="black" if long else text_colour,
-            fontweight="bold",
-            zorder=4,
-            bbox=_LONG_LABEL_BOX if long else None,
-        )
+        if not long:
+            ax.text(
+                x,
+                y,
+                label,
+                ha="center",
+                va="center",
+                fontsize=font if len(label) <= 3 else font - 1,
+                color=text_colour,
+                fontweight="bold",
+                zorder=4,
+                gid=f"label:{node_gid(node)}",
+            )
     return shapes
 
 
