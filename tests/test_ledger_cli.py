@@ -188,8 +188,10 @@ def test_prove_and_check_the_proof_alone(ledger: str, key: Path, tmp_path: Path)
 def test_run_options_are_checked_before_clearing(tmp_path: Path, key: Path) -> None:
     check_ledger_options(None, None)
     check_ledger_options(f"sqlite:///{tmp_path / 'new.db'}", key)
-    check_ledger_options("postgresql://user:secret@127.0.0.1:1/db", key)
+    assert not (tmp_path / "new.db").exists()  # checking creates nothing
     for url, key_file, match in (
+        # the ledger is reached before any work: one that cannot be is refused up front
+        ("postgresql://user:secret@127.0.0.1:1/db", key, "cannot connect"),
         ("sqlite:///x.db", None, "go together"),
         (None, key, "go together"),
         ("mysql://user:secret@host/db", key, "unknown ledger URL scheme"),

@@ -100,7 +100,18 @@ _EDGES = {
     "cases": ("p2pmarket.cases", None),
     "load_scenario": ("p2pmarket.io.scenario_files", "load_scenario"),
     "dump_scenario": ("p2pmarket.io.scenario_files", "dump_scenario"),
+    # the edges as modules, so that `p2pmarket.reports` works after `import p2pmarket` alone
+    "io": ("p2pmarket.io", None),
+    "ledger": ("p2pmarket.ledger", None),
+    "reports": ("p2pmarket.reports", None),
+    "compare": ("p2pmarket.compare", None),  # old name of p2pmarket.app.compare
+    "paper": ("p2pmarket.paper", None),  # old name of p2pmarket.app.paper
 }
+
+
+def __dir__() -> list[str]:
+    """What `dir(p2pmarket)` and tab completion show: the names of the API and the edges."""
+    return sorted(set(__all__) | set(_EDGES) | {"app", "core", "errors", "runners", "types"})
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -81,11 +81,19 @@ class Clearings:
 @dataclass(frozen=True)
 class MarketRun:
     """A cleared, settled market: the `result` as cleared, the `settlement` (of its
-    `system-cost` clearing) and the `kpis`."""
+    `system-cost` clearing), the `kpis`, and `priced`: the clearing whose prices the bills use
+    (`result` itself unless it was cleared under the `paper` objective, whose duals are an
+    accounting figure, not prices anyone pays)."""
 
     result: ClearingResult
     settlement: Settlement
     kpis: Kpis
+    priced: ClearingResult | None = None
+
+    @property
+    def billed(self) -> ClearingResult:
+        """The clearing the bills are computed from: the one to show prices of."""
+        return self.priced if self.priced is not None else self.result
 
 
 def run_market(
@@ -106,7 +114,8 @@ def run_market(
     clearings = clearings or Clearings(options, runner)
     result = clear(scenario, design, objective, options, reduce, runner=runner)
     settlement = clearings.settle(result, rule)
-    return MarketRun(result, settlement, kpis(result, settlement))
+    priced = clearings.priced(result)
+    return MarketRun(result, settlement, kpis(result, settlement), priced)
 
 
 def settle_result(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
 from p2pmarket.core.scenario import Scenario
@@ -24,21 +24,25 @@ from p2pmarket.errors import (
     P2PMarketError,
     SolverError,
 )
+from p2pmarket.io.outputs import OutputDirectory
 from p2pmarket.io.scenario_files import load_scenario
 
 __all__ = [
     "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
     "EXIT_MARKET",
     "EXIT_OK",
     "choice",
     "errors_to_exit_codes",
     "fail",
-    "output_dir",
-    "quiet_solver",
+    "output_location",
+    "progress_bar",
     "scenario_source",
 ]
 
 EXIT_OK, EXIT_MARKET, EXIT_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, as a shell reports a command killed by it."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +68,8 @@ def errors_to_exit_codes(command: F) -> F:
             fail(f"market: {exc}", EXIT_MARKET)
         except P2PMarketError as exc:
             fail(str(exc), EXIT_MARKET)
+        except KeyboardInterrupt:
+            fail("interrupted; no partial output was left", EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,30 +92,20 @@ def choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | No
     return value
 
 
-def output_dir(out: Path | None) -> Path | None:
-    """Refuse an --out that cannot be a directory before any work is done."""
-    if out is not None:
-        for parent in (out, *out.parents):
-            if parent.exists() and not parent.is_dir():
-                raise OptionError("--out", f"{str(parent)!r} exists and is not a directory")
-    return out
+def output_location(
+    out: Path | None, command: str, *, force: bool = False, option: str = "--out"
+) -> OutputDirectory | None:
+    """The output directory of `command`, checked before any work is done: writable, and
+    empty, new or an earlier p2pmarket output (replaced whole only with `force`)."""
+    if out is None:
+        return None
+    target = OutputDirectory(out, command, option=option, force=force)
+    target.check()
+    return target
 
 
-def quiet_solver() -> None:
-    """Keep the terminal to our own output: the solver's failures reach the user as one
-    line through our errors, not as linopy's multi-line warnings; and HiGHS prints a banner on
-    its first use in a process straight to file descriptor 1, so that first instance is
-    created with the descriptor pointed at /dev/null."""
-    import highspy
-
-    logging.getLogger("linopy").setLevel(logging.ERROR)
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            highspy.Highs()  # type: ignore[no-untyped-call]
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+def progress_bar(console: Console | None = None) -> Progress:
+    """A transient progress bar on a terminal; nothing at all when the output is piped or
+    redirected (rich would leave an empty line behind, e.g. before an error)."""
+    console = console or Console()
+    return Progress(console=console, transient=True, disable=not console.is_terminal)

@@ -20,8 +20,10 @@ from p2pmarket.app.record import Recorded
 from p2pmarket.cli.common import errors_to_exit_codes
 from p2pmarket.errors import LedgerError, LedgerIntegrityError
 from p2pmarket.io.atomic import atomic_text, write_text_atomic
+from p2pmarket.io.outputs import check_output_file, writing
 from p2pmarket.ledger.blocks import BlockHeader
-from p2pmarket.ledger.keys import generate_keypair, load_private_key, load_public_key
+from p2pmarket.ledger.keys import generate_keypair, load_public_key
+from p2pmarket.ledger.runs import check_signing_key
 from p2pmarket.ledger.store import (
     LedgerStore,
     StoredBlock,
@@ -37,6 +39,7 @@ ledger_app = typer.Typer(
     help="Keep a tamper-evident ledger of cleared runs: keys, verify, show, export, prove.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: readable at 80 columns, no <bool> on flags
     pretty_exceptions_enable=False,
 )
 
@@ -48,13 +51,14 @@ URL_HELP = (
 
 def check_ledger_options(url: str | None, key: Path | None) -> None:
     """Refuse `run --ledger URL --key FILE` options before any work is done: both or neither,
-    a URL of a known kind, a readable Ed25519 private key (`LedgerError`, exit 2)."""
+    a URL of a known kind, a readable Ed25519 private key, and the key the ledger belongs to
+    (`LedgerError`, exit 2)."""
     if url is None and key is None:
         return
     if url is None or key is None:
         raise LedgerError("--ledger and --key go together: give both or neither")
     store_kind(url)
-    load_private_key(key)
+    check_signing_key(url, key)
 
 
 def describe_append(recorded: Recorded) -> str:
@@ -170,27 +174,26 @@ def show(
 def export(
     url: Annotated[str, typer.Argument(help=URL_HELP)],
     out: Annotated[Path, typer.Option(help="JSON Lines file to write: one block per line.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write every block (header, hash, signature, records with their ids) as JSON Lines."""
+    check_output_file(out, option="--out", force=force)
     with open_store(url) as store:
         count = 0
-        try:
-            with atomic_text(out) as handle:
-                for stored in store.blocks():
-                    line = {
-                        "height": stored.height,
-                        "block_hash": stored.block_hash,
-                        "header": _json_or_text(stored.header),
-                        "signature": stored.signature,
-                        "records": [
-                            {"record_id": r.record_id, "record": _json_or_text(r.body)}
-                            for r in stored.records
-                        ],
-                    }
-                    handle.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
-                    count += 1
-        except OSError as exc:
-            raise LedgerError(f"cannot write {out}: {exc.strerror}") from exc
+        with writing("--out", out), atomic_text(out) as handle:
+            for stored in store.blocks():
+                line = {
+                    "height": stored.height,
+                    "block_hash": stored.block_hash,
+                    "header": _json_or_text(stored.header),
+                    "signature": stored.signature,
+                    "records": [
+                        {"record_id": r.record_id, "record": _json_or_text(r.body)}
+                        for r in stored.records
+                    ],
+                }
+                handle.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+                count += 1
         Console(soft_wrap=True).print(f"wrote {count} blocks to {out}", highlight=False)
 
 

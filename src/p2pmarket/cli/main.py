@@ -6,23 +6,27 @@ Exit codes: 0 success (market cleared optimally), 1 infeasible market or solver 
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from typer._click import exceptions as click_errors  # typer 0.29 carries its own click
 
+from p2pmarket import __version__
 from p2pmarket import cases as builtin_cases
 from p2pmarket.app.compare import compare
 from p2pmarket.app.record import record_run
 from p2pmarket.app.run import Clearings, run_market
 from p2pmarket.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     choice,
     errors_to_exit_codes,
-    output_dir,
-    quiet_solver,
+    output_location,
+    progress_bar,
     scenario_source,
 )
 from p2pmarket.cli.ledger_cmd import check_ledger_options, describe_append, ledger_app
@@ -43,9 +47,12 @@ from p2pmarket.cli.report_cmd import (
 )
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
+from p2pmarket.core.scenario.messages import plural
 from p2pmarket.core.settlement import RULES
 from p2pmarket.core.solve import ALGORITHMS, SolverOptions
+from p2pmarket.core.solve.options import MAX_THREADS
 from p2pmarket.errors import OptionError
+from p2pmarket.io.outputs import check_output_file, writing
 from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
 from p2pmarket.io.scenario_files import dump_scenario
 from p2pmarket.io.tables import FORMATS
@@ -65,14 +72,28 @@ app = typer.Typer(
     help="Clear, settle and record peer-to-peer and community electricity markets.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: readable at 80 columns, no <bool> on flags
     pretty_exceptions_enable=False,
 )
 cases_app = typer.Typer(
     help="List the built-in scenarios, or export one as a YAML file to start from.",
     invoke_without_command=True,
+    rich_markup_mode=None,
 )
 app.add_typer(cases_app, name="cases")
 app.add_typer(ledger_app, name="ledger")
+
+
+RUN_FILES = (
+    "scenario.yaml, summary.json, dispatch.csv, trades.csv, prices.csv, bills.csv, "
+    "settlement.csv, kpis.json"
+)
+FORCE_HELP = "Replace an earlier p2pmarket output at --out, whole."
+SOLVER_OPTIONS = {
+    "threads": "--threads",
+    "time_limit_s": "--time-limit",
+    "log_file": "--solver-log",
+}
 
 
 @app.command()
@@ -84,8 +105,11 @@ def run(
     rule: Annotated[str, typer.Option(help=f"Settlement rule: {_one_of(Rule)}.")] = "marginal",
     out: Annotated[
         Path | None,
-        typer.Option(help="Write summary.json, dispatch/trades/prices/bills CSV, kpis.json here."),
+        typer.Option(
+            help=f"Write the run into this directory: {RUN_FILES} (all or nothing; see --force)."
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     ledger: Annotated[
         str | None,
         typer.Option(help="Append the run to this ledger (sqlite:///FILE or postgresql://...)."),
@@ -100,7 +124,9 @@ def run(
     time_limit: Annotated[
         float | None, typer.Option(help="Stop the solver after this many seconds (exit 1).")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help=f"Solver threads, 1 to {MAX_THREADS}.")
+    ] = None,
     algorithm: Annotated[
         str, typer.Option(help=f"HiGHS algorithm: {_one_of(Algorithm)}.")
     ] = "choose",
@@ -109,50 +135,62 @@ def run(
     ] = None,
     table_format: Annotated[
         str | None,
-        typer.Option("--format", help="With --out, also write every table as csv or parquet."),
+        typer.Option(
+            "--format",
+            help="With --out, also write every table as csv or parquet, and tables.json.",
+        ),
     ] = None,
 ) -> None:
     """Clear a market, settle it, print its summary; with --out, write the result tables."""
     s = scenario_source(scenario)
-    out = output_dir(out)
     design = choice(design, DESIGNS, "--design")
     objective = choice(objective, OBJECTIVES, "--objective")
     choice(rule, RULES, "--rule")
-    check_ledger_options(ledger, key)
     choice(algorithm, ALGORITHMS, "--algorithm")
-    if time_limit is not None and time_limit <= 0:
-        raise OptionError("--time-limit", f"must be positive, got {time_limit:g}")
-    if threads is not None and threads < 1:
-        raise OptionError("--threads", f"must be at least 1, got {threads}")
-    options = SolverOptions(
+    table_format = choice(table_format, FORMATS, "--format")
+    if (with_report or table_format is not None) and out is None:
+        raise OptionError("--out", "--report and --format write into --out DIR; give it")
+    target = output_location(out, "p2pmarket run", force=force)
+    check_ledger_options(ledger, key)
+    options = _solver_options(
         algorithm=Algorithm(algorithm),
         time_limit_s=time_limit,
         threads=threads,
         log_file=str(solver_log) if solver_log is not None else None,
         workers=None,  # periods solved one by one use every core
     )
-    table_format = choice(table_format, FORMATS, "--format")
-    if (with_report or table_format is not None) and out is None:
-        raise OptionError("--out", "--report and --format write into --out DIR; give it")
-    quiet_solver()
     market = run_market(s, design, objective, rule, options)
     console = Console()
-    for renderable in run_tables(market.result):
+    for renderable in run_tables(market.result, market.billed):
         console.print(renderable)
-    console.print(bills_table(market.settlement))
-    if out is not None:
-        written = write_run(market.result, out, market.settlement, market.kpis)
-        written += write_run_extras(
-            market.result,
-            out,
-            report=with_report,
-            table_format=table_format,
-            bills=market.settlement.bills,
-            kpis=market.kpis.to_dict(),
-        )
-        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+    console.print(bills_table(market.settlement, market.result))
+    if target is not None:
+        with target.staging() as stage:
+            written = write_run(
+                market.result,
+                stage,
+                market.settlement,
+                market.kpis,
+                prices=market.billed.prices,
+            )
+            written += write_run_extras(
+                market,
+                stage,
+                report=with_report,
+                table_format=table_format,
+                console=console,
+            )
+        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
     if ledger is not None and key is not None:
         console.print(describe_append(record_run(market, ledger, key)), soft_wrap=True)
+
+
+def _solver_options(**fields: Any) -> SolverOptions:
+    """SolverOptions from command-line values; an invalid one names its option."""
+    try:
+        return SolverOptions(**fields)
+    except OptionError as exc:
+        raise OptionError(SOLVER_OPTIONS.get(exc.field, exc.field), exc.detail) from None
 
 
 @app.command(name="compare")
@@ -173,28 +211,31 @@ def compare_markets(
         Path | None,
         typer.Option(help="Write compare.csv, compare_bills.csv and compare.png here."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Markets side by side: objective, KPIs and each peer's bill, as a table and as CSV."""
     markets = [scenario_source(name) for name in scenarios]
     designs = [choice(d, DESIGNS, "--design") for d in _split(design)] or [None]
     rules = [str(choice(r, RULES, "--rule")) for r in _split(rule)]
     objective = choice(objective, OBJECTIVES, "--objective")
-    out = output_dir(out)
-    quiet_solver()
+    target = output_location(out, "p2pmarket compare", force=force)
     console = Console()
-    with Progress(console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("clearing", total=len(markets) * len(designs))
 
         def step(label: str) -> None:
             progress.update(task, advance=1, description=f"clearing {label}")
 
-        comparison = compare(markets, designs, rules, objective=objective, on_market=step)
+        comparison = compare(
+            markets, designs, rules, objective=objective, on_market=step, labels=scenarios
+        )
     for renderable in comparison_tables(comparison):
         console.print(renderable)
-    if out is not None:
-        written = write_comparison(comparison.table, comparison.bills, out)
-        written.append(write_comparison_figure(comparison.results, out))
-        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+    if target is not None:
+        with target.staging() as stage:
+            written = write_comparison(comparison.table, comparison.bills, stage)
+            written.append(write_comparison_figure(comparison.results, stage, comparison.labels))
+        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
 
 
 def _split(values: str | None) -> list[str]:
@@ -210,9 +251,10 @@ def validate(
     s = scenario_source(scenario)
     storage = sum(p.storage is not None for p in s.peers)
     Console(soft_wrap=True).print(
-        f"[green]valid[/green]: {s.name} - {len(s.peers)} peers, {len(s.communities)} "
-        f"communities, {storage} storage units, {s.periods} periods of {s.period_hours:g} h, "
-        f"design {s.design}, objective {s.objective}"
+        f"[green]valid[/green]: {s.name} - {plural(len(s.peers), 'peer')}, "
+        f"{plural(len(s.communities), 'community', 'communities')}, "
+        f"{plural(storage, 'storage unit')}, {plural(s.periods, 'period')} of "
+        f"{s.period_hours:g} h, design {s.design}, objective {s.objective}"
     )
 
 
@@ -233,11 +275,14 @@ def cases_list(ctx: typer.Context) -> None:
 def cases_export(
     name: Annotated[str, typer.Argument(help="Name of a built-in case (see `p2pmarket cases`).")],
     out: Annotated[Path | None, typer.Option(help="File to write (default NAME.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write a built-in case as a YAML scenario file to start from."""
     scenario = builtin_cases.load(name)
     target = out or Path(f"{name}.yaml")
-    dump_scenario(scenario, target)
+    check_output_file(target, option="--out", force=force)
+    with writing("--out", target):
+        dump_scenario(scenario, target)
     Console().print(f"wrote {target}")
 
 
@@ -245,16 +290,19 @@ def cases_export(
 @errors_to_exit_codes
 def paper(
     out: Annotated[
-        Path | None, typer.Option(help="Also write paper.csv and designs.csv here.")
+        Path | None,
+        typer.Option(
+            help="Also write paper.csv, designs.csv, index.html and CASE/report.html here."
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Reproduce the paper's cases: the paper's figure, ours and the deviation."""
     from p2pmarket.app.paper import PAPER_CASES, design_comparison, reproduce
 
-    out = output_dir(out)
-    quiet_solver()
+    target = output_location(out, "p2pmarket paper", force=force)
     console = Console()
-    with Progress(console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("clearing the paper's cases", total=2 * len(PAPER_CASES))
 
         def step(name: str) -> None:
@@ -270,16 +318,57 @@ def paper(
         role_table(role_changes(case_three), "Case III (17 peers): peers that change role")
     )
     console.print(design_table(designs))
-    if out is not None:
-        written = write_paper_tables(reproduction.checks, designs, out)
-        index = paper_reports(reproduction, out, designs=designs, console=console)
-        console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
-        console.print(f"wrote {index} and a report.html per case")
+    if target is not None:
+        with target.staging() as stage:
+            written = write_paper_tables(reproduction.checks, designs, stage)
+            priced = {name: clearings.priced(r) for name, r in reproduction.results.items()}
+            paper_reports(reproduction, stage, designs=designs, priced=priced, console=console)
+        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
+        console.print(f"wrote {target.path / 'index.html'} and a report.html per case")
 
 
 app.command("report")(errors_to_exit_codes(report))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"p2pmarket {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Clear, settle and record peer-to-peer and community electricity markets."""
+
+
 def main() -> None:
-    """Entry point of the `p2pmarket` script."""
-    app()
+    """Entry point of the `p2pmarket` script: a usage mistake (an unknown option, a missing
+    argument, a value of the wrong type) is one line on stderr and exit code 2."""
+    try:
+        code = app(prog_name="p2pmarket", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            print(exc.ctx.get_help())
+        sys.exit(EXIT_OK)
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "p2pmarket"
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        sys.stderr.write("error: " + " ".join(exc.format_message().split()) + "\n")
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -18,14 +18,18 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import Progress
 
 from p2pmarket.app.clearing import clear
 from p2pmarket.app.paper import Reproduction
+from p2pmarket.app.run import MarketRun
+from p2pmarket.cli.common import progress_bar
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
-from p2pmarket.errors import ScenarioError
+from p2pmarket.core.settlement import BILL_COLUMNS
+from p2pmarket.errors import OptionError, ScenarioError
+from p2pmarket.io.outputs import OutputDirectory
 from p2pmarket.io.scenario_files import load_scenario, write_bytes_atomic
+from p2pmarket.types import Objective
 
 __all__ = ["paper_reports", "rebuild_result", "report", "run_settlement", "write_run_extras"]
 
@@ -85,25 +89,30 @@ def report(
 
     Clears DIR/scenario.yaml again as DIR/summary.json records; shows bills.csv, kpis.json.
     """
-    from p2pmarket.cli.common import quiet_solver
     from p2pmarket.io.tables import FORMATS, result_tables, write_tables
-    from p2pmarket.reports.html import write_report
 
     if table_format is not None and table_format not in FORMATS:
-        raise ScenarioError("--format", f"{table_format!r} is not one of {', '.join(FORMATS)}")
-    quiet_solver()
+        raise OptionError("--format", f"{table_format!r} is not one of {', '.join(FORMATS)}")
+    target = OutputDirectory(run_dir, "p2pmarket report", option="DIR", keep_existing=True)
     console = Console()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"clearing {run_dir}", total=3 if table_format else 2)
+    with progress_bar(console) as progress:
+        progress.add_task(f"clearing {run_dir} again", total=None)
         result = rebuild_result(run_dir)
-        progress.update(task, advance=1, description="drawing the figures")
         bills, kpis = run_settlement(run_dir)
-        written = [write_report(result, run_dir, bills=bills, kpis=kpis)]
+        priced = (
+            clear(result.scenario, result.design, Objective.SYSTEM_COST)
+            if result.objective_kind == Objective.PAPER
+            else None
+        )
+    target.check()
+    with target.staging() as stage:
+        written = [
+            _draw_report(result, stage, priced=priced, bills=bills, kpis=kpis, console=console)
+        ]
         if table_format is not None:
-            progress.update(task, advance=1, description="writing the tables")
-            tables = result_tables(result, bills=bills)
-            written += write_tables(tables, run_dir, format=table_format)
-        progress.update(task, advance=1)
+            billed = priced if priced is not None else result
+            tables = result_tables(result, bills=bills, prices=billed.prices)
+            written += write_tables(tables, stage, format=table_format)
     console.print(f"wrote {', '.join(p.name for p in written)} to {run_dir}")
 
 
@@ -115,6 +124,7 @@ def run_settlement(run_dir: Path) -> tuple[pd.DataFrame | None, dict[str, object
             bills = pd.read_csv(run_dir / BILLS_FILE, keep_default_na=False, na_values=[""])
         except (OSError, ValueError) as exc:
             raise ScenarioError(BILLS_FILE, f"cannot be read: {exc}") from None
+        _check_bills(bills)
     if (run_dir / KPIS_FILE).is_file():
         try:
             kpis = json.loads((run_dir / KPIS_FILE).read_text(encoding="utf-8"))
@@ -125,36 +135,88 @@ def run_settlement(run_dir: Path) -> tuple[pd.DataFrame | None, dict[str, object
     return bills, kpis
 
 
+def _check_bills(bills: pd.DataFrame) -> None:
+    """A bills.csv as `run --out` writes it: every bill column, numbers where numbers go."""
+    missing = [c for c in BILL_COLUMNS if c not in bills.columns]
+    if missing:
+        raise ScenarioError(BILLS_FILE, f"has no column {', '.join(map(repr, missing))}")
+    for column in BILL_COLUMNS[1:]:
+        values = pd.to_numeric(bills[column], errors="coerce")
+        bad = values.isna() & bills[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise ScenarioError(
+                f"{BILLS_FILE}[row {row + 2}].{column}",
+                f"{bills[column].iloc[row]!r} is not a number",
+            )
+
+
 def write_run_extras(
-    result: ClearingResult,
+    market: MarketRun,
     out: Path,
     *,
     report: bool = False,
     table_format: str | None = None,
-    bills: pd.DataFrame | None = None,
-    kpis: Mapping[str, object] | None = None,
+    console: Console | None = None,
 ) -> list[Path]:
     """What `run --out DIR` writes besides its own files: with `table_format` (csv or
-    parquet), every table of the result (and `bills`) in that format and the manifest
-    `tables.json`; with `report`, DIR/report.html (with `bills` and `kpis` when given)."""
+    parquet), every table of the run (bills and settled trades included; prices as billed) in
+    that format and the manifest `tables.json`; with `report`, DIR/report.html."""
     from p2pmarket.io.tables import result_tables, write_tables
-    from p2pmarket.reports.html import write_report
 
     written: list[Path] = []
     if table_format is not None:
-        written += write_tables(result_tables(result, bills=bills), out, format=table_format)
+        tables = result_tables(
+            market.result,
+            bills=market.settlement.bills,
+            settlement=market.settlement.trades,
+            prices=market.billed.prices,
+        )
+        written += write_tables(tables, out, format=table_format)
     if report:
-        written.append(write_report(result, out, bills=bills, kpis=kpis))
+        written.append(
+            _draw_report(
+                market.result,
+                out,
+                priced=market.priced,
+                bills=market.settlement.bills,
+                kpis=market.kpis.to_dict(),
+                console=console,
+            )
+        )
     return written
 
 
-def write_comparison_figure(results: Sequence[ClearingResult], out: Path) -> Path:
+def _draw_report(
+    result: ClearingResult,
+    out: Path,
+    *,
+    priced: ClearingResult | None,
+    bills: pd.DataFrame | None,
+    kpis: Mapping[str, object] | None,
+    console: Console | None,
+) -> Path:
+    """`out/report.html`, with a progress bar over its figures."""
+    from p2pmarket.reports.html import report_steps, write_report
+
+    with progress_bar(console) as progress:
+        task = progress.add_task("drawing the report", total=len(report_steps(result, bills=bills)))
+
+        def step(what: str) -> None:
+            progress.update(task, advance=1, description=what)
+
+        return write_report(result, out, bills=bills, kpis=kpis, priced=priced, on_step=step)
+
+
+def write_comparison_figure(
+    results: Sequence[ClearingResult], out: Path, labels: Sequence[str] | None = None
+) -> Path:
     """`compare.png`: the compared markets side by side (objective, generation, routes)."""
     from p2pmarket.reports.figures import design_comparison_figure
     from p2pmarket.reports.style import figure_png
 
     path = out / "compare.png"
-    write_bytes_atomic(path, figure_png(design_comparison_figure(results)))
+    write_bytes_atomic(path, figure_png(design_comparison_figure(results, labels or None)))
     return path
 
 
@@ -163,16 +225,18 @@ def paper_reports(
     out: Path,
     *,
     designs: pd.DataFrame | None = None,
+    priced: Mapping[str, ClearingResult] | None = None,
     console: Console | None = None,
 ) -> Path:
     """`out/CASE/report.html` for every paper case and `out/index.html`, with a progress
-    bar; returns the index page's path."""
-    from p2pmarket.reports.html import write_paper_reports
+    bar over every figure; `priced` (by case) are the clearings whose prices the bills use.
+    Returns the index page's path."""
+    from p2pmarket.reports.html import paper_report_steps, write_paper_reports
 
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("writing the reports", total=len(reproduction.results))
+    with progress_bar(console) as progress:
+        task = progress.add_task("writing the reports", total=len(paper_report_steps(reproduction)))
 
-        def step(name: str) -> None:
-            progress.update(task, advance=1, description=f"report of {name}")
+        def step(what: str) -> None:
+            progress.update(task, advance=1, description=what)
 
-        return write_paper_reports(reproduction, out, designs=designs, on_case=step)
+        return write_paper_reports(reproduction, out, designs=designs, priced=priced, on_step=step)

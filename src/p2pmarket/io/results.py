@@ -28,16 +28,19 @@ def write_run(
     out: Path,
     settlement: Settlement | None = None,
     kpis: Kpis | None = None,
+    *,
+    prices: pd.DataFrame | None = None,
 ) -> list[Path]:
     """`scenario.yaml` (the scenario as cleared, series inline), `summary.json`,
-    `dispatch.csv`, `trades.csv`, `prices.csv`, and with a settlement `bills.csv`,
-    `settlement.csv` (bilateral trades with their prices) and `kpis.json`, in `out`."""
+    `dispatch.csv`, `trades.csv`, `prices.csv` (`prices` when given: the prices the bills use,
+    default the result's own), and with a settlement `bills.csv`, `settlement.csv` (bilateral
+    trades with their prices) and `kpis.json`, in `out`."""
     texts = {
         "scenario.yaml": scenario_yaml(result.scenario),
         "summary.json": json.dumps(result.summary().to_dict(), indent=2) + "\n",
         "dispatch.csv": csv_text(result.dispatch),
         "trades.csv": csv_text(result.trades),
-        "prices.csv": csv_text(result.prices),
+        "prices.csv": csv_text(result.prices if prices is None else prices),
     }
     if settlement is not None:
         texts["bills.csv"] = csv_text(settlement.bills)

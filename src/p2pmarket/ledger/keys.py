@@ -51,17 +51,25 @@ def generate_keypair(private_key_path: Path, *, overwrite: bool = False) -> tupl
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    written: list[Path] = []
     try:
         private_key_path.parent.mkdir(parents=True, exist_ok=True)
         if overwrite:
             private_key_path.unlink(missing_ok=True)
         fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        written.append(private_key_path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(private_pem)
         os.chmod(private_key_path, 0o600)  # whatever the umask
+        written.append(public_path)
         public_path.write_bytes(public_pem)
-    except OSError as exc:
-        raise LedgerError(f"cannot write the key pair: {exc}") from exc
+    except BaseException as exc:
+        for path in written:  # a key pair is written whole or not at all
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            where = exc.filename or private_key_path
+            raise LedgerError(f"cannot write {where}: {exc.strerror or exc}") from exc
+        raise
     return private_key_path, public_path
 
 

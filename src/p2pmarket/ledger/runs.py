@@ -38,12 +38,13 @@ from p2pmarket.ledger.blocks import (
 )
 from p2pmarket.ledger.encoding import canonical_bytes, quantize, sha256_hex
 from p2pmarket.ledger.keys import load_private_key, public_key_hex, sign
-from p2pmarket.ledger.store import Append, LedgerStore, Tip, open_store
+from p2pmarket.ledger.store import Append, LedgerStore, Tip, open_store, sqlite_path, store_kind
 from p2pmarket.ledger.verify import Reason
 
 __all__ = [
     "append_records",
     "append_run",
+    "check_signing_key",
     "scenario_hash",
     "settlement_records",
     "trade_records",
@@ -182,11 +183,32 @@ def _refuse_other_key(tip: Tip, public_key: str) -> None:
         genesis = BlockHeader.parse(tip.genesis_header)
     except ValueError as exc:
         raise LedgerIntegrityError(0, Reason.CHANGED_HEADER, str(exc)) from exc
-    if genesis.public_key != public_key:
+    _refuse_key(genesis.public_key, public_key)
+
+
+def _refuse_key(owner: str, public_key: str) -> None:
+    if owner != public_key:
         raise LedgerError(
-            f"this ledger belongs to key {genesis.public_key[:16]}...; refusing to append "
+            f"this ledger belongs to key {owner[:16]}...; refusing to append "
             f"with key {public_key[:16]}..."
         )
+
+
+def check_signing_key(url: str, private_key_path: Path | str) -> None:
+    """Refuse, before any work is done, to append to the ledger at `url` with a key that is
+    not its own (`LedgerError`); a ledger that does not exist yet takes any key."""
+    key = load_private_key(Path(private_key_path))
+    if store_kind(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        return
+    with open_store(url, create=True) as store:
+        genesis = store.block(0)
+    if genesis is None:
+        return
+    try:
+        owner = BlockHeader.parse(genesis.header).public_key
+    except ValueError as exc:
+        raise LedgerIntegrityError(0, Reason.CHANGED_HEADER, str(exc)) from exc
+    _refuse_key(owner, public_key_hex(key))
 
 
 def append_run(

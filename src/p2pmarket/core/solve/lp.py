@@ -155,6 +155,17 @@ def _solve(model: linopy.Model, options: SolverOptions) -> None:
         model.solve(solver_name=options.solver, io_api="direct", **options.for_linopy())
     except Exception as exc:  # the solver library's own errors vary by solver
         raise SolverError(f"solver {options.solver!r} failed: {exc}") from exc
+    finally:
+        if options.solver == "highs" and options.log_file is not None:
+            _close_log(model)
+
+
+def _close_log(model: linopy.Model) -> None:
+    """HiGHS keeps its log file open as long as its instance lives (linopy holds it): close
+    it now, so that a long-running process leaks no file handle."""
+    solver = getattr(model, "solver_model", None)
+    if isinstance(solver, highspy.Highs):
+        solver.setOptionValue("log_file", "")
 
 
 def _diagnose(
