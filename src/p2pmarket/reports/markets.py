@@ -117,14 +117,27 @@ def _grouped_rows(
     return labels, list(community), table + 0.0
 
 
-def _robust_range(known: npt.NDArray[np.float64]) -> tuple[float, float, str]:
-    """Colour limits from the 2nd to the 98th percentile of `known`, and which ends the
+_OUTLIER_SPREADS = 10.0
+"""A row whose median price is more than this many spreads from the median price is left out
+of the colour scale (spread: the prices' median absolute deviation, else their mean one)."""
+
+
+def _robust_range(values: npt.NDArray[np.float64]) -> tuple[float, float, str]:
+    """Colour limits from the 2nd to the 98th percentile of the prices in `values` (rows x
+    periods, NaN: no price) outside outlier rows (`_OUTLIER_SPREADS`), and which ends the
     colour bar extends (an outlier row then does not squeeze every other colour into one)."""
+    known = values[~np.isnan(values)]
     if not known.size:
         return 0.0, 1.0, "neither"
-    low, high = (float(v) for v in np.percentile(known, [2, 98]))
+    priced = values[~np.isnan(values).all(axis=1)]
+    centre = float(np.median(known))
+    spread = float(np.median(np.abs(known - centre))) or float(np.mean(np.abs(known - centre)))
+    usual_rows = np.abs(np.nanmedian(priced, axis=1) - centre) <= _OUTLIER_SPREADS * spread
+    usual = priced[usual_rows] if usual_rows.any() else priced
+    usual = usual[~np.isnan(usual)]
+    low, high = (float(v) for v in np.percentile(usual, [2, 98]))
     if high - low < 1e-9:
-        low, high = float(known.min()), float(known.max())
+        low, high = float(usual.min()), float(usual.max())
     if high - low < 1e-9:
         low, high = low - 0.01, high + 0.01
     below, above = bool(known.min() < low - 1e-12), bool(known.max() > high + 1e-12)
@@ -136,12 +149,13 @@ def price_figure(result: ClearingResult, *, note: str = "") -> Figure:
     """Price per peer and community manager (dual of its balance, per kWh) over the horizon.
 
     A heat map, nodes grouped by community (members, then the manager), one column per
-    period, on a colour scale from the 2nd to the 98th percentile of the prices (the bar's
-    arrows mark prices beyond); values written in the cells when the grid is small. With
-    one period: one horizontal bar per node in the peer's colour (managers grey). A node
-    without a buying price in a period (a peer that can never buy) is a light grey cell, or
-    a bar labelled `n/a`. A large market has a row per community (its members' mean price)
-    and per manager, at most `MAX_ROWS`. `note` goes into the title (e.g. which prices).
+    period, on a colour scale from the 2nd to the 98th percentile of the prices, outlier
+    rows left out (the bar's arrows mark prices beyond); values written in the cells when
+    the grid is small. With one period: one horizontal bar per node in the peer's colour
+    (managers grey). A node without a buying price in a period (a peer that can never buy)
+    is a light grey cell, or a bar labelled `n/a`. A large market has a row per community
+    (its members' mean price) and per manager, at most `MAX_ROWS`. `note` goes into the
+    title (e.g. which prices).
     """
     currency = result.scenario.currency
     rows = _price_rows(result)
@@ -195,7 +209,7 @@ def price_figure(result: ClearingResult, *, note: str = "") -> Figure:
         return fig
     edges = period_edges(result)
     known = values[~np.isnan(values)]
-    low, high, extend = _robust_range(known)
+    low, high, extend = _robust_range(values)
     cmap = colormaps["cividis"].with_extremes(bad=_NO_PRICE_COLOUR)
     norm = Normalize(low, high)
     mesh = ax.pcolormesh(

@@ -58,7 +58,8 @@ _SPACING = 0.95  # distance between neighbouring peers of one community (data un
 _NODE_RADIUS = 0.22
 _DISC_PAD = 0.45  # from a community's ring of members to the edge of its disc (role labels)
 _ROLE_COLOURS = {"seller": SELL_COLOUR, "buyer": BUY_COLOUR, "neutral": NEUTRAL_COLOUR}
-_LABEL_FITS = 4  # characters of a node's name that fit inside it (longer: outside)
+_LABEL_FITS = 3  # characters of a peer's name that fit inside its circle (longer: outside)
+_GRID_LABEL_FITS = 4  # the same inside the grid's larger hexagon
 
 
 def _ring(
@@ -138,7 +139,8 @@ def trade_network_figure(result: ClearingResult, period: int | None = None) -> F
     Peers are placed by community and coloured by their role in the period (seller, buyer,
     neither); the grid is a hexagon and a community manager a square. One arrow per trade,
     its width proportional to the energy and labelled with it (kWh). A name longer than
-    four characters is written outside its node, with the peer's role. A large market
+    three characters (four in the grid's hexagon) is written outside its node, with the
+    peer's role. A large market
     (`p2pmarket.reports.scale`) is drawn by community: `community_network_figure`.
     """
     s = result.scenario
@@ -280,7 +282,8 @@ def _draw_nodes(
                 shape = Circle((x, y), _NODE_RADIUS, facecolor=face, edgecolor="black")
             label, text_colour = name, "black" if face == NEUTRAL_COLOUR else "white"
         # A name too long for its node is written outside it, with the declared role.
-        long = len(label) > _LABEL_FITS
+        grid = kind == NodeKind.PEER and declared[name] == "grid"
+        long = len(label) > (_GRID_LABEL_FITS if grid else _LABEL_FITS)
         if kind == NodeKind.PEER and (long or declared[name] != "grid"):
             # Outside the node, away from its community's middle.
             community = owner.get(name)
