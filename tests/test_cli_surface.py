@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -142,11 +144,17 @@ def test_modules_are_discoverable() -> None:
     shutil.which("pg_ctl") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
     reason="no PostgreSQL server binaries on this machine",
 )
-def test_ci_postgres_script_says_how_to_stop_what_it_started(tmp_path: Path) -> None:
+def test_ci_postgres_script_says_how_to_stop_what_it_started() -> None:
     """`.ci/postgres.sh` exports a stop script for the server it started; `.ci/run` runs it
-    on exit (item 18)."""
+    on exit (item 18). A cluster of its own, in a directory the `postgres` user can reach
+    (pytest's tmp_path is private to root), and no stop script inherited from a server that
+    runs the other tests."""
+    work = Path(tempfile.mkdtemp(prefix="p2pm-pg-stop-"))
+    work.chmod(0o755)
     script = (
-        f"export P2PMARKET_PG_DIR={tmp_path / 'pg'}\n"
+        "set -eu\n"
+        "unset P2PMARKET_PG_STOP\n"
+        f"export P2PMARKET_PG_DIR={work / 'pg'}\n"
         f"source {ROOT / '.ci' / 'postgres.sh'} >/dev/null\n"
         'test -n "$P2PMARKET_PG_STOP"\n'
         'pid=$(head -n 1 "$P2PMARKET_PG_DIR/data/postmaster.pid")\n'
@@ -155,6 +163,47 @@ def test_ci_postgres_script_says_how_to_stop_what_it_started(tmp_path: Path) -> 
         'for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done\n'
         "exit 1\n"
     )
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     assert done.returncode == 0, done.stderr
     assert "trap stop_services EXIT" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_run_shows_and_writes_the_prices_the_bills_charge(tmp_path: Path) -> None:
+    """Under the `paper` objective the printed and written prices are the billed ones, and
+    one sentence says what the paper-accounting duals are (item 8). Expected: what each
+    buyer pays per kWh bought, from the bills."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "five-peer-case-2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "accounting figure, not a price anyone pays" in text
+    bills = pd.read_csv(out / "bills.csv").set_index("peer")
+    prices = pd.read_csv(out / "prices.csv")
+    for peer in ("P2", "P4"):
+        paid_per_kwh = (bills.loc[peer, "paid_energy"] + bills.loc[peer, "paid_fees"]) / bills.loc[
+            peer, "bought_kwh"
+        ]
+        written = prices[(prices["node"] == peer) & (prices["kind"] == "peer")]["price_per_kwh"]
+        assert written.iloc[0] == pytest.approx(paid_per_kwh, abs=1e-6)
+        row = next(line for line in result.stdout.splitlines() if f" {peer} " in line)
+        assert f"{paid_per_kwh:.4f}" in row
+
+
+def test_report_on_a_malformed_bills_file_is_an_input_error(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert CliRunner().invoke(app, ["run", "five-peer-case-2", "--out", str(out)]).exit_code == 0
+    bills = (out / "bills.csv").read_text().splitlines()
+    cells = bills[1].split(",")
+    cells[1] = "lots"
+    (out / "bills.csv").write_text("\n".join([bills[0], ",".join(cells), *bills[2:]]) + "\n")
+    done = _p2pmarket("report", str(out))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: invalid input: bills.csv[row 2].cost_baseline: 'lots' is not a number"
+    ]
+    (out / "bills.csv").write_text("peer,total\nP2,1\n")
+    done = _p2pmarket("report", str(out))
+    assert done.returncode == 2 and "has no column 'cost_baseline'" in done.stderr

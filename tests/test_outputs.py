@@ -26,6 +26,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from p2pmarket.cli.main import app
+from p2pmarket.core.solve import SolverOptions
+from p2pmarket.errors import OptionError
 from p2pmarket.io.outputs import MARKER
 
 CASE = "five-peer-case-2"
@@ -191,6 +193,11 @@ COMMANDS = [
     Command("run --solver-log", lambda out, _: ["run", CASE, "--solver-log", out], True),
 ]
 IDS = [c.name for c in COMMANDS]
+PAPER = Command("paper --out", lambda out, _: ["paper", "--out", out])
+"""Clears every paper case: only where a location is refused before any work, and once
+where the disk fills while writing."""
+EVERY = [*COMMANDS, PAPER]
+EVERY_IDS = [c.name for c in EVERY]
 
 
 def _prepare(command: Command, tmp_path: Path) -> tuple[Path, Path]:
@@ -205,7 +212,7 @@ def _location(command: Command, place: Path) -> Path:
     return place / ("out.file" if command.is_file else "out")
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=IDS)
+@pytest.mark.parametrize("command", EVERY, ids=EVERY_IDS)
 def test_an_unwritable_location_is_one_line_and_leaves_nothing(
     command: Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +225,7 @@ def test_an_unwritable_location_is_one_line_and_leaves_nothing(
     assert after == before, how
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=IDS)
+@pytest.mark.parametrize("command", EVERY, ids=EVERY_IDS)
 def test_a_full_filesystem_is_one_line_and_leaves_nothing(
     command: Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,7 +255,7 @@ def test_a_missing_directory_is_created(command: Command, tmp_path: Path) -> Non
     assert location.is_file() if command.is_file else (location / MARKER).is_file()
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=IDS)
+@pytest.mark.parametrize("command", EVERY, ids=EVERY_IDS)
 def test_a_file_where_a_directory_is_expected_is_one_line(command: Command, tmp_path: Path) -> None:
     work, place = _prepare(command, tmp_path)
     place.mkdir()
@@ -259,7 +266,7 @@ def test_a_file_where_a_directory_is_expected_is_one_line(command: Command, tmp_
     assert _snapshot(place) == before
 
 
-OCCUPIED = [c for c in COMMANDS if c.name != "run --solver-log"]  # a log is replaced
+OCCUPIED = [c for c in EVERY if c.name != "run --solver-log"]  # a log is replaced
 
 
 @pytest.mark.parametrize("command", OCCUPIED, ids=[c.name for c in OCCUPIED])
@@ -418,3 +425,28 @@ def test_ctrl_c_while_replacing_keeps_the_previous_run_whole(tmp_path: Path) -> 
     assert _snapshot(tmp_path) == before or (
         [p.name for p in tmp_path.iterdir()] == ["run"] and _is_complete_run(out)
     )
+
+
+def test_solver_options_are_checked_in_the_library() -> None:
+    for fields, name in (
+        ({"threads": 100_000}, "threads"),
+        ({"workers": 0}, "workers"),
+        ({"time_limit_s": -1.0}, "time_limit_s"),
+        ({"primal_tolerance": 0.5}, "primal_tolerance"),
+        ({"dual_tolerance": 0.0}, "dual_tolerance"),
+        ({"algorithm": "fastest"}, "algorithm"),
+    ):
+        with pytest.raises(OptionError) as raised:
+            SolverOptions(**fields)  # type: ignore[arg-type]
+        assert raised.value.field == name
+    assert SolverOptions(threads=2, time_limit_s=5, primal_tolerance=1e-7).threads == 2
+
+
+@pytest.mark.parametrize("args", [["report", "/no/such/run"], ["compare", "/no/such/market.yaml"]])
+def test_an_error_after_a_progress_bar_is_one_line_and_nothing_else(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "p2pmarket", *args], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: ")

@@ -19,9 +19,9 @@ from p2pmarket.core.settlement import Settlement, baseline_scenario, settle
 from p2pmarket.core.solve import SolverOptions
 from p2pmarket.errors import InfeasibleMarketError
 from p2pmarket.runners import Runner
-from p2pmarket.types import Design, Objective, Rule, parse
+from p2pmarket.types import Design, NodeKind, Objective, Rule, parse
 
-__all__ = ["Clearings", "MarketRun", "run_market", "settle_result"]
+__all__ = ["Clearings", "MarketRun", "billed_prices_note", "run_market", "settle_result"]
 
 
 @dataclass
@@ -124,3 +124,20 @@ def settle_result(
     """Settle any cleared market under `rule`: clears its baseline and, for a `paper`
     clearing, its `system-cost` twin, then calls the pure `settle`."""
     return Clearings(options or SolverOptions()).settle(result, rule)
+
+
+def billed_prices_note(result: ClearingResult, priced: ClearingResult) -> str:
+    """The one sentence every place that shows a price says when its prices come from
+    `priced` (the clearing the bills use), not from `result` as cleared under `paper`."""
+    peers = result.prices[result.prices["kind"] != NodeKind.MANAGER]["price_per_kwh"]
+    largest = (
+        f" (up to {float(peers.max()):.4f} {result.scenario.currency}/kWh)"
+        if peers.notna().any()
+        else ""
+    )
+    return (
+        f"Prices shown are the {priced.objective_kind} prices that the bills use. The paper's "
+        "objective (Eq. 1), under which this market was cleared, counts the offer of each "
+        f"traded kWh again on every link, so its duals{largest} are an accounting figure, not "
+        "a price anyone pays."
+    )

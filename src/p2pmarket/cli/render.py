@@ -21,11 +21,12 @@ from rich.text import Text
 
 from p2pmarket.app.compare import MARKET_KEY, Comparison
 from p2pmarket.app.paper import PaperCheck
+from p2pmarket.app.run import billed_prices_note
 from p2pmarket.core.analysis import storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario.messages import plural
 from p2pmarket.core.settlement import Settlement
-from p2pmarket.types import NodeKind, Objective
+from p2pmarket.types import Objective
 
 __all__ = [
     "Col",
@@ -333,20 +334,7 @@ def _accounting_note(result: ClearingResult, billed: ClearingResult) -> list[Tex
     """One sentence when the prices shown are not the cleared objective's own duals."""
     if billed is result or result.objective_kind != Objective.PAPER:
         return []
-    peers = result.prices[result.prices["kind"] != NodeKind.MANAGER]["price_per_kwh"]
-    highest = (
-        f" (up to {peers.max():.4f} {result.scenario.currency}/kWh here)"
-        if peers.notna().any()
-        else ""
-    )
-    return [
-        Text(
-            f"Prices are the {billed.objective_kind} prices the bills use; the paper's "
-            "objective (Eq. 1) counts a traded kWh's offer again on every link, so its duals"
-            f"{highest} are an accounting figure, not a price anyone pays.",
-            style="italic",
-        )
-    ]
+    return [Text(billed_prices_note(result, billed), style="italic")]
 
 
 def bills_table(settlement: Settlement, result: ClearingResult | None = None) -> Grid:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from p2pmarket import __version__
 from p2pmarket.app.paper import PaperCheck, Reproduction
+from p2pmarket.app.run import billed_prices_note
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.io.scenario_files import write_text_atomic
@@ -45,7 +46,6 @@ from p2pmarket.types import NodeKind
 
 __all__ = [
     "REPORT_NAME",
-    "billed_prices_note",
     "format_value",
     "paper_index_html",
     "paper_report_steps",
@@ -278,21 +278,6 @@ def report_steps(
     arguments: one step per section and per figure (`len` of it is the number of steps)."""
     figures = figure_steps(result, bills=bills, comparison=comparison)
     return [SUMMARY_STEP, *(description for _, description in figures), TABLES_STEP]
-
-
-def billed_prices_note(result: ClearingResult, priced: ClearingResult) -> str:
-    """The sentence a report shows when its prices come from `priced`, not `result`."""
-    duals = result.prices["price_per_kwh"].to_numpy(dtype=float)
-    known = duals[~np.isnan(duals)]
-    largest = (
-        f" (up to {float(known.max()):.4f} {result.scenario.currency}/kWh)" if len(known) else ""
-    )
-    return (
-        "Prices shown are the system-cost prices that the bills use. The paper's objective "
-        "(Eq. 1), under which this market was cleared, counts the offer of each traded kWh "
-        f"again on every link, so its duals{largest} are an accounting figure, not a price "
-        "anyone pays."
-    )
 
 
 def report_html(
