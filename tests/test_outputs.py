@@ -308,6 +308,33 @@ def test_an_earlier_output_is_replaced_whole_only_with_force(
     assert sorted(p.name for p in place.iterdir()) == ["out"]  # no staging left beside it
 
 
+def test_a_link_at_an_output_file_is_replaced_only_with_force(tmp_path: Path) -> None:
+    """A symbolic link, dangling or not, is an existing file: refused without --force; with
+    it, the link is replaced and what it points to is untouched (docs/security.md)."""
+    victim = tmp_path / "victim.yaml"
+    victim.write_text("somebody's file\n")
+    for to in (victim, tmp_path / "absent.yaml"):
+        out = tmp_path / "case.yaml"
+        out.symlink_to(to)
+        _one_line_error(_invoke("cases", "export", CASE, "--out", out), 2, "symbolic link")
+        assert out.is_symlink()
+        assert _invoke("cases", "export", CASE, "--out", out, "--force").exit_code == 0
+        assert out.is_file() and not out.is_symlink()
+        out.unlink()
+    assert victim.read_text() == "somebody's file\n"
+    assert not (tmp_path / "absent.yaml").exists()
+
+
+def test_a_linked_output_directory_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    out = tmp_path / "out"
+    out.symlink_to(real)
+    _one_line_error(_invoke("run", CASE, "--out", out, "--force"), 2, "symbolic link", str(real))
+    assert list(real.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "real"]
+
+
 def test_files_are_replaced_only_with_force(tmp_path: Path) -> None:
     out = tmp_path / "case.yaml"
     assert _invoke("cases", "export", CASE, "--out", out).exit_code == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pmarket import cases as builtin_cases
+from p2pmarket.cli.render import terminal_text
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.errors import (
     InfeasibleMarketError,
@@ -36,6 +37,7 @@ __all__ = [
     "errors_to_exit_codes",
     "fail",
     "output_location",
+    "print_written",
     "progress_bar",
     "scenario_source",
 ]
@@ -75,7 +77,11 @@ def errors_to_exit_codes(command: F) -> F:
 
 
 def fail(message: str, code: int) -> None:
-    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    """Write `message` as one line on stderr, `error: ...`, and exit with `code`. A control
+    character or bidirectional override in it (a peer id, a path) is written as its escape
+    (`terminal_text`); line breaks and tabs become spaces."""
+    line = " ".join(terminal_text(message, keep="\n\t").split())
+    sys.stderr.write("error: " + line + "\n")
     raise typer.Exit(code)
 
 
@@ -109,3 +115,9 @@ def progress_bar(console: Console | None = None) -> Progress:
     redirected (rich would leave an empty line behind, e.g. before an error)."""
     console = console or Console()
     return Progress(console=console, transient=True, disable=not console.is_terminal)
+
+
+def print_written(console: Console, paths: Iterable[Path], where: Path) -> None:
+    """`wrote a, b, c to DIR`: what a command wrote, names escaped for the terminal."""
+    names = ", ".join(p.name for p in paths)
+    console.print(terminal_text(f"wrote {names} to {where}"), markup=False, highlight=False)

@@ -26,6 +26,7 @@ from p2pmarket.cli.common import (
     choice,
     errors_to_exit_codes,
     output_location,
+    print_written,
     progress_bar,
     scenario_source,
 )
@@ -38,6 +39,7 @@ from p2pmarket.cli.render import (
     role_table,
     run_tables,
     storage_table,
+    terminal_text,
 )
 from p2pmarket.cli.report_cmd import (
     paper_reports,
@@ -180,7 +182,7 @@ def run(
                 table_format=table_format,
                 console=console,
             )
-        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
+        print_written(console, written, target.path)
     if ledger is not None and key is not None:
         console.print(describe_append(record_run(market, ledger, key)), soft_wrap=True)
 
@@ -235,7 +237,7 @@ def compare_markets(
         with target.staging() as stage:
             written = write_comparison(comparison.table, comparison.bills, stage)
             written.append(write_comparison_figure(comparison.results, stage, comparison.labels))
-        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
+        print_written(console, written, target.path)
 
 
 def _split(values: str | None) -> list[str]:
@@ -283,7 +285,7 @@ def cases_export(
     check_output_file(target, option="--out", force=force)
     with writing("--out", target):
         dump_scenario(scenario, target)
-    Console().print(f"wrote {target}")
+    Console().print(terminal_text(f"wrote {target}"), markup=False, highlight=False)
 
 
 @app.command()
@@ -323,8 +325,12 @@ def paper(
             written = write_paper_tables(reproduction.checks, designs, stage)
             priced = {name: clearings.priced(r) for name, r in reproduction.results.items()}
             paper_reports(reproduction, stage, designs=designs, priced=priced, console=console)
-        console.print(f"wrote {', '.join(p.name for p in written)} to {target.path}")
-        console.print(f"wrote {target.path / 'index.html'} and a report.html per case")
+        print_written(console, written, target.path)
+        console.print(
+            terminal_text(f"wrote {target.path / 'index.html'} and a report.html per case"),
+            markup=False,
+            highlight=False,
+        )
 
 
 app.command("report")(errors_to_exit_codes(report))
@@ -362,11 +368,12 @@ def main() -> None:
         sys.exit(EXIT_OK)
     except click_errors.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "p2pmarket"
-        message = " ".join(exc.format_message().split())
+        message = " ".join(terminal_text(exc.format_message(), keep="\n\t").split())
         sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
         sys.exit(exc.exit_code)
     except click_errors.ClickException as exc:
-        sys.stderr.write("error: " + " ".join(exc.format_message().split()) + "\n")
+        message = " ".join(terminal_text(exc.format_message(), keep="\n\t").split())
+        sys.stderr.write(f"error: {message}\n")
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("error: interrupted\n")

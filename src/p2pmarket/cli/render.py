@@ -2,6 +2,10 @@
 
 Every table is a `Grid`: readable at any width (80 columns when output is piped), numbers
 never cut or wrapped. Quantities and their names: docs/quantities.md.
+
+Text from a scenario (peer ids, names, the currency) reaches the terminal only through
+`terminal_text`: a control character or a bidirectional override is shown as its escape
+(`\\x1b`, `\\u202e`), never sent to the terminal (docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "role_table",
     "run_tables",
     "storage_table",
+    "terminal_text",
 ]
 
 MAX_TRADE_ROWS = 20
@@ -47,6 +52,26 @@ Layout = list[tuple[int, int]]
 
 Cell = str | Text
 """A table cell: plain text (never read as rich markup: `[kW]` stays `[kW]`) or a `Text`."""
+
+_TERMINAL_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (
+        *range(0x00, 0x20),  # C0 controls: ESC, BEL, CR, backspace, ...
+        *range(0x7F, 0xA0),  # DEL and the C1 controls (CSI U+009B, OSC U+009D, ...)
+        *range(0x202A, 0x202F),  # bidirectional embeddings and overrides
+        *range(0x2066, 0x206A),  # bidirectional isolates
+    )
+}
+"""What `terminal_text` escapes, and how: as Python writes them in a string literal."""
+
+
+def terminal_text(text: str, *, keep: str = "\n") -> str:
+    """`text` safe to write to a terminal: every control character (C0 and C1, DEL, ESC) and
+    every bidirectional override or isolate written as its escape (`\\x1b`, `\\u202e`), but
+    those of `keep` (a line break, by default). A terminal shows what a value holds and is
+    never driven by it (no title set, no colour, no text reversed)."""
+    table = {code: s for code, s in _TERMINAL_ESCAPES.items() if chr(code) not in keep}
+    return text.translate(table)
 
 
 @dataclass(frozen=True)
@@ -77,10 +102,10 @@ class Grid:
         caption: str = "",
         key: int = 1,
     ) -> None:
-        self.title = title
-        self.columns = tuple(columns)
+        self.title = terminal_text(title)
+        self.columns = tuple(Col(terminal_text(c.header), c.numeric) for c in columns)
         self.rows = [tuple(_text(c) for c in row) for row in rows]
-        self.caption = caption
+        self.caption = terminal_text(caption)
         self.key = key
         for row in self.rows:
             if len(row) != len(self.columns):
@@ -196,7 +221,12 @@ def _fit(chosen: list[int], natural: list[int], least: list[int], width: int) ->
 
 
 def _text(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(str(cell))
+    """A cell as rich text, `terminal_text`-escaped (a `Text` that needs escaping keeps its
+    style, not its spans: only a scenario's text does, and it has none)."""
+    if not isinstance(cell, Text):
+        return Text(terminal_text(str(cell)))
+    safe = terminal_text(cell.plain)
+    return cell if safe == cell.plain else Text(safe, style=cell.style)
 
 
 def _widest_line(text: str) -> int:
@@ -245,9 +275,10 @@ def run_tables(
     head = Text("\n").join(
         [
             Text.assemble(
-                (s.name, "bold"),
+                (terminal_text(s.name, keep=""), "bold"),
                 f": {result.status.value}, design {result.design}, "
-                f"objective ({result.objective_kind}) {result.objective:,.4f} {s.currency}",
+                f"objective ({result.objective_kind}) {result.objective:,.4f} "
+                f"{terminal_text(s.currency, keep='')}",
             ),
             Text(f"traded energy {kwh(summary.traded_energy_kwh)} kWh between peers{via}"),
             Text(
@@ -334,7 +365,7 @@ def _accounting_note(result: ClearingResult, billed: ClearingResult) -> list[Tex
     """One sentence when the prices shown are not the cleared objective's own duals."""
     if billed is result or result.objective_kind != Objective.PAPER:
         return []
-    return [Text(billed_prices_note(result, billed), style="italic")]
+    return [Text(terminal_text(billed_prices_note(result, billed)), style="italic")]
 
 
 def bills_table(settlement: Settlement, result: ClearingResult | None = None) -> Grid:

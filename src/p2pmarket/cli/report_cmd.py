@@ -22,13 +22,14 @@ from rich.console import Console
 from p2pmarket.app.clearing import clear
 from p2pmarket.app.paper import Reproduction
 from p2pmarket.app.run import MarketRun
-from p2pmarket.cli.common import progress_bar
+from p2pmarket.cli.common import print_written, progress_bar
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.settlement import BILL_COLUMNS
 from p2pmarket.errors import OptionError, ScenarioError
 from p2pmarket.io.outputs import OutputDirectory
 from p2pmarket.io.scenario_files import load_scenario, write_bytes_atomic
+from p2pmarket.io.tables import read_table
 from p2pmarket.types import Objective
 
 __all__ = ["paper_reports", "rebuild_result", "report", "run_settlement", "write_run_extras"]
@@ -113,7 +114,7 @@ def report(
             billed = priced if priced is not None else result
             tables = result_tables(result, bills=bills, prices=billed.prices)
             written += write_tables(tables, stage, format=table_format)
-    console.print(f"wrote {', '.join(p.name for p in written)} to {run_dir}")
+    print_written(console, written, run_dir)
 
 
 def run_settlement(run_dir: Path) -> tuple[pd.DataFrame | None, dict[str, object] | None]:
@@ -121,7 +122,7 @@ def run_settlement(run_dir: Path) -> tuple[pd.DataFrame | None, dict[str, object
     bills = kpis = None
     if (run_dir / BILLS_FILE).is_file():
         try:
-            bills = pd.read_csv(run_dir / BILLS_FILE, keep_default_na=False, na_values=[""])
+            bills = read_table(run_dir / BILLS_FILE)  # takes away the quotes of csv_text
         except (OSError, ValueError) as exc:
             raise ScenarioError(BILLS_FILE, f"cannot be read: {exc}") from None
         _check_bills(bills)

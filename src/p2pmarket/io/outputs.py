@@ -10,10 +10,16 @@ earlier run are never mixed with a new one, and a directory of other files is ne
 
 Every check that can fail is made by `OutputDirectory.check()` before any work is done, and
 every `OSError` of writing is an `OutputError` naming the option and the path (exit code 2).
+
+Symbolic links (docs/security.md): an output directory that is a symbolic link is refused
+(give the directory it points to); an output file that is one counts as an existing file and
+is replaced, the link itself and not the file it points to, only with `force`. The staging
+and the set-aside directories have unpredictable names (`tempfile.mkdtemp`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -27,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from p2pmarket.errors import OptionError
+from p2pmarket.io.atomic import write_text_atomic
 
 __all__ = ["MARKER", "OutputDirectory", "OutputError", "check_output_file", "writing"]
 
@@ -65,8 +72,16 @@ def _is_p2pmarket_dir(path: Path) -> bool:
 def check_output_file(path: Path, *, option: str, force: bool = False) -> None:
     """Refuse, before any work, an output file that cannot be written: `path` is a
     directory, a part of its directory is a file, the nearest existing directory cannot be
-    written, or it exists and `force` is off. Missing directories are created on writing."""
-    if path.is_dir():
+    written, or it exists and `force` is off. Missing directories are created on writing.
+    A symbolic link at `path` (dangling or not) exists: `force` replaces the link itself."""
+    if path.is_symlink():
+        if not force:
+            raise OptionError(
+                option,
+                f"{str(path)!r} exists (a symbolic link); give --force to replace the link "
+                "(the file it points to is left as it is)",
+            )
+    elif path.is_dir():
         raise OptionError(option, f"{str(path)!r} is a directory; give a file name")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
@@ -93,6 +108,12 @@ class OutputDirectory:
     def check(self) -> None:
         """Refuse, before any work is done, a location the result could not be written to."""
         path = self.path
+        if path.is_symlink():
+            raise OptionError(
+                self.option,
+                f"{str(path)!r} is a symbolic link; give the directory itself "
+                f"({os.path.realpath(path)!r}) or a new one",
+            )
         for parent in (path, *path.parents):
             if parent.exists() and not parent.is_dir():
                 raise OptionError(self.option, f"{str(parent)!r} exists and is not a directory")
@@ -126,7 +147,7 @@ class OutputDirectory:
             with writing(self.option, self.path):
                 os.chmod(stage, 0o755)
                 if self.keep_existing and self.path.is_dir():
-                    shutil.copytree(self.path, stage, dirs_exist_ok=True)
+                    shutil.copytree(self.path, stage, symlinks=True, dirs_exist_ok=True)
                 yield stage
                 self._mark(stage)
                 self._swap(stage)
@@ -143,19 +164,29 @@ class OutputDirectory:
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,
         }
-        (stage / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(stage / MARKER, json.dumps(marker, indent=2) + "\n")
 
     def _swap(self, stage: Path) -> None:
-        """Put `stage` in the place of `path`; Ctrl-C waits until both renames are done."""
-        old = self.path.with_name(f".{self.path.name}.p2pmarket-old-{os.getpid()}")
+        """Put `stage` in the place of `path`; Ctrl-C waits until both renames are done. An
+        earlier output is first set aside onto a new empty directory (rename(2) replaces an
+        empty directory), so no name it goes to can have been planted."""
+        if self.path.is_symlink():  # planted since the check
+            raise OutputError(self.option, self.path, "it has become a symbolic link")
+        parent = self.path.absolute().parent
+        old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.path.name}.p2pmarket-old-"))
+        moved = False
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             if self.path.is_dir():
                 os.replace(self.path, old)
+                moved = True
             os.replace(stage, self.path)
         except OSError:
-            if old.exists() and not self.path.exists():
-                os.replace(old, self.path)
+            if moved and not os.path.lexists(self.path):
+                os.replace(old, self.path)  # the earlier output back in its place
+            elif not moved:
+                with contextlib.suppress(OSError):
+                    old.rmdir()
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

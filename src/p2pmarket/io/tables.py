@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,64 @@ def _is_text_or_missing(value: object) -> bool:
 
 def csv_text(table: pd.DataFrame) -> str:
     """A table as CSV text in the one convention of every CSV p2pmarket writes (a missing
-    value is an empty field; no index; floats rounded to 6 decimals, `-0` written `0`)."""
-    return _rounded(table).to_csv(index=False, na_rep="")
+    value is an empty field; no index; floats rounded to 6 decimals, `-0` written `0`; a text
+    cell a spreadsheet would take for a formula is quoted, see `_neutralised`; a cell with a
+    carriage return is in double quotes, so that no reader takes it for the end of a row)."""
+    text = _rounded(_neutralised(table)).to_csv(index=False, na_rep="", lineterminator="\r\n")
+    return _lf_rows(text)
+
+
+def _lf_rows(text: str) -> str:
+    """CSV text written with CRLF row ends (so that the writer quotes every cell holding a
+    CR or LF) with LF row ends: a CRLF is a row end where an even number of `"` precede it,
+    and inside a quoted cell otherwise."""
+    rows, quotes, pieces = [], 0, text.split("\r\n")
+    for n, piece in enumerate(pieces):
+        quotes += piece.count('"')
+        rows.append(piece)
+        if n < len(pieces) - 1:
+            rows.append("\n" if quotes % 2 == 0 else "\r\n")
+    return "".join(rows)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a text cell may not start with in a CSV file: a spreadsheet reads it as a formula."""
+
+
+def _needs_quote(text: str) -> bool:
+    """Whether `text` is written with a `'` before it: it starts, after any `'`, with a
+    character of `_FORMULA_START` (the `'`s count so that one is taken away on reading
+    only where one was added: `'=x` is written `''=x`)."""
+    return text.lstrip("'").startswith(_FORMULA_START)
+
+
+def _neutralised(table: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (`=HYPERLINK(...)`, `+1`, `-x`,
+    `@x`, a leading tab or CR) with a single quote before them (OWASP's advice against CSV
+    injection; docs/security.md). Numbers are not text cells: a float or integer column keeps
+    `-0.5` as it is. `_restored` takes the quote away on reading."""
+    return _map_text(table, lambda v: "'" + v if _needs_quote(v) else v)
+
+
+def _restored(table: pd.DataFrame) -> pd.DataFrame:
+    """A table read from a CSV file p2pmarket wrote, with the quote `_neutralised` put before
+    a text cell taken away again: the cell as it was."""
+    return _map_text(table, lambda v: v[1:] if v[:1] == "'" and _needs_quote(v[1:]) else v)
+
+
+def _map_text(table: pd.DataFrame, change: Callable[[str], str]) -> pd.DataFrame:
+    """`table` with `change` applied to every text cell (a copy only if one changes)."""
+    out = table
+    for column in table.columns:
+        values = table[column]
+        if values.dtype.kind != "O":
+            continue
+        changed = values.map(lambda v: change(v) if isinstance(v, str) else v, na_action="ignore")
+        if not changed.equals(values):
+            if out is table:
+                out = table.copy()
+            out[column] = changed
+    return out
 
 
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -206,7 +262,7 @@ def read_table(path: Path, *, dtypes: Mapping[str, str] | None = None) -> pd.Dat
         raise ScenarioError(
             "table", f"{path.name} has columns {list(table.columns)}, expected {list(dtypes)}"
         )
-    return table
+    return _restored(table)
 
 
 def _dtypes(table: pd.DataFrame) -> dict[str, str]:

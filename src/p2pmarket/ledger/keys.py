@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from p2pmarket.errors import LedgerError
+from p2pmarket.io.atomic import atomic_bytes
 
 __all__ = [
     "generate_keypair",
@@ -34,14 +35,20 @@ def public_key_path(private_key_path: Path) -> Path:
 
 
 def generate_keypair(private_key_path: Path, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write a new key pair: the private key at `private_key_path` (mode 0600, created so that
-    it is never readable by others, not even for an instant) and the public key beside it with
-    `.pub` added. Existing files are refused unless `overwrite`. Returns both paths."""
+    """Write a new key pair: the private key at `private_key_path` (mode 0600 from the moment
+    it is created, never readable by others) and the public key beside it with `.pub` added.
+    Existing files, symbolic links among them (dangling or not), are refused unless
+    `overwrite`; then the link itself is replaced and the file it points to left as it was.
+    Both files are written to temporary files (unpredictable names, `O_EXCL | O_NOFOLLOW`) and
+    renamed into place together: a key pair is written whole or not at all. Returns both
+    paths."""
     public_path = public_key_path(private_key_path)
-    if not overwrite:
-        for path in (private_key_path, public_path):
-            if path.exists():
-                raise LedgerError(f"{path} exists; refusing to overwrite a key (use --force)")
+    for path in (private_key_path, public_path):
+        if os.path.lexists(path) and not overwrite:
+            what = " (a symbolic link)" if path.is_symlink() else ""
+            raise LedgerError(f"{path} exists{what}; refusing to overwrite a key (use --force)")
+        if path.is_dir() and not path.is_symlink():
+            raise LedgerError(f"{path} is a directory; give a file name for the key")
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -51,25 +58,16 @@ def generate_keypair(private_key_path: Path, *, overwrite: bool = False) -> tupl
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    written: list[Path] = []
     try:
-        private_key_path.parent.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            private_key_path.unlink(missing_ok=True)
-        fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        written.append(private_key_path)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(private_pem)
-        os.chmod(private_key_path, 0o600)  # whatever the umask
-        written.append(public_path)
-        public_path.write_bytes(public_pem)
-    except BaseException as exc:
-        for path in written:  # a key pair is written whole or not at all
-            path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            where = exc.filename or private_key_path
-            raise LedgerError(f"cannot write {where}: {exc.strerror or exc}") from exc
-        raise
+        with (
+            atomic_bytes(private_key_path, mode=0o600) as private_file,
+            atomic_bytes(public_path) as public_file,
+        ):
+            private_file.write(private_pem)
+            public_file.write(public_pem)
+    except OSError as exc:
+        where = exc.filename or private_key_path
+        raise LedgerError(f"cannot write {where}: {exc.strerror or exc}") from exc
     return private_key_path, public_path
 
 

@@ -108,6 +108,8 @@ def _check_log_file(log_file: str) -> None:
     """The solver's log file must be a file that can be written: HiGHS ignores one it
     cannot open without a word."""
     path = Path(log_file)
+    if path.is_symlink():  # HiGHS would write through it (docs/security.md)
+        raise OptionError("log_file", f"{log_file!r} is a symbolic link; give the file itself")
     if path.is_dir():
         raise OptionError("log_file", f"{log_file!r} is a directory; give a file name")
     parent = path.parent
