@@ -20,7 +20,14 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
-from p2pmarket.ledger import Record, append_records, generate_keypair, open_store, verify
+from p2pmarket.ledger import (
+    Record,
+    append_records,
+    generate_keypair,
+    load_public_key,
+    open_store,
+    verify,
+)
 
 
 def trade_records(block: int, count: int) -> list[Record]:
@@ -54,7 +61,7 @@ def measure(label: str, url: str, key: Path, blocks: int, per_block: int) -> Non
         append_seconds = time.perf_counter() - start
     with open_store(url) as store:
         start = time.perf_counter()
-        report = verify(store)
+        report = verify(store, load_public_key(key.with_name(key.name + ".pub")))
         verify_seconds = time.perf_counter() - start
     if not report.ok:
         raise SystemExit(f"{label}: the ledger does not verify: {report.failure}")

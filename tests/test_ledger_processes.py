@@ -28,6 +28,7 @@ from p2pmarket.ledger import (
     append_records,
     generate_keypair,
     load_private_key,
+    load_public_key,
     open_store,
     verify,
 )
@@ -49,10 +50,14 @@ def key(tmp_path: Path) -> Path:
     return generate_keypair(tmp_path / "manager.key")[0]
 
 
-def _verified(url: str) -> tuple[int, list[int]]:
-    """(blocks, records per block) of a ledger that verifies."""
+def _verified(url: str, key: Path) -> tuple[int, list[int]]:
+    """(blocks, records per block) of a ledger that verifies against the manager's key (on
+    SQLite, the key pinned beside the database: the default)."""
+    pinned = url.startswith("sqlite:")
     with open_store(url) as store:
-        report = verify(store)
+        report = verify(
+            store, None if pinned else load_public_key(key.with_name("manager.key.pub"))
+        )
         assert report.ok, report.summary()
         sizes = [len(b.records) for b in store.blocks()]
     return report.blocks_checked, sizes
@@ -82,12 +87,12 @@ def test_sigkill_at_random_moments_leaves_whole_blocks(ledger_url: str, key: Pat
         os.kill(child.pid or 0, signal.SIGKILL)
         child.join(10)
         assert child.exitcode == -signal.SIGKILL
-        count, sizes = _verified(ledger_url)
+        count, sizes = _verified(ledger_url, key)
         assert count >= 2, delays
         assert sizes == [0] + [BIG] * (count - 1), delays
     # The ledger goes on after the crashes.
     append_records(ledger_url, key, records(8, 3), scenario_hash=None, run=None)
-    assert _verified(ledger_url)[0] == count + 1
+    assert _verified(ledger_url, key)[0] == count + 1
 
 
 def _append_and_die_inside(url: str, key_path: Path) -> None:
@@ -129,11 +134,11 @@ def test_sigkill_inside_the_transaction_leaves_the_block_absent(ledger_url: str,
     assert child.exitcode == -signal.SIGKILL
     if ledger_url.startswith("sqlite"):  # the kill left a transaction open: a hot journal
         assert Path(sqlite_path(ledger_url) + "-journal").stat().st_size > 0
-    assert _verified(ledger_url) == (2, [0, BIG])
+    assert _verified(ledger_url, key) == (2, [0, BIG])
     assert sql(ledger_url, "SELECT count(*) FROM ledger_records WHERE height = 2") == [(0,)]
     block = append_records(ledger_url, key, records(3, 5), scenario_hash=None, run=None)
     assert block.height == 2
-    assert _verified(ledger_url) == (3, [0, BIG, 5])
+    assert _verified(ledger_url, key) == (3, [0, BIG, 5])
 
 
 # ---- two writers ----------------------------------------------------------------------------
@@ -168,7 +173,7 @@ def test_two_writers_never_fork_nor_lose_a_block(ledger_url: str, key: Path) -> 
         writer.join(30)
         assert writer.exitcode == 0
     assert sorted(got[1] + got[2]) == list(range(1, 2 * APPENDS + 1))  # no fork, none lost
-    assert _verified(ledger_url) == (2 * APPENDS + 1, [0] + [200] * 2 * APPENDS)
+    assert _verified(ledger_url, key) == (2 * APPENDS + 1, [0] + [200] * 2 * APPENDS)
     with open_store(ledger_url) as store:
         for who in (1, 2):
             for i, height in enumerate(got[who]):

@@ -159,9 +159,7 @@ class FileWriter:
 FILE_WRITERS = [
     FileWriter("cases export", lambda f, _: ["cases", "export", CASE, "--out", f]),
     FileWriter("ledger export", lambda f, led: ["ledger", "export", led[0], "--out", f]),
-    FileWriter(
-        "ledger prove", lambda f, led: ["ledger", "prove", led[0], led[1][:16], "--out", f], None
-    ),
+    FileWriter("ledger prove", lambda f, led: ["ledger", "prove", led[0], led[1][:16], "--out", f]),
 ]
 
 TEMPORARY_NAMES = ("{}.tmp", ".{}.tmp", "{}.part", "{}~", ".{}.swp", "{}.new", ".{}")

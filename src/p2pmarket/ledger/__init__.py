@@ -24,8 +24,10 @@ from p2pmarket.ledger.store import LedgerStore, open_store
 from p2pmarket.ledger.verify import (
     Reason,
     RecordProof,
+    SignedHead,
     VerificationReport,
     prove,
+    signed_head,
     verify,
     verify_proof,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "Reason",
     "Record",
     "RecordProof",
+    "SignedHead",
     "VerificationReport",
     "append_records",
     "append_run",
@@ -55,6 +58,7 @@ __all__ = [
     "scenario_hash",
     "settlement_records",
     "sha256_hex",
+    "signed_head",
     "trade_records",
     "verify",
     "verify_proof",

@@ -126,6 +126,8 @@ class BlockHeader:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"header is not JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise ValueError("header is not JSON (nested too deeply)") from exc
         if not isinstance(data, dict):
             raise ValueError("header is not a JSON object")
         if set(data) != set(_HEADER_FIELDS):
@@ -137,7 +139,11 @@ class BlockHeader:
         header = cls(**data)
         if header.format != FORMAT:
             raise ValueError(f"header format is {header.format!r}, not {FORMAT!r}")
-        if canonical_text(header.to_dict()) != text:
+        try:
+            canonical = canonical_text(header.to_dict())
+        except LedgerError as exc:
+            raise ValueError(f"header is not in the canonical encoding ({exc})") from exc
+        if canonical != text:
             raise ValueError("header is not in the canonical encoding")
         return header
 

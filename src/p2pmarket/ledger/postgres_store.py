@@ -105,20 +105,12 @@ class PostgresStore(SqlReads):
         except psycopg.Error as exc:
             raise LedgerError(f"cannot read {self._url}: {exc}") from exc
 
-    def append(self, build: Callable[[Tip | None], Append]) -> None:
+    def append(self, build: Callable[[Tip], Append]) -> None:
         db = self._db
         try:
             with db.transaction():
                 db.execute("LOCK TABLE ledger_blocks IN SHARE ROW EXCLUSIVE MODE")
-                last = db.execute(
-                    "SELECT height, block_hash FROM ledger_blocks ORDER BY height DESC LIMIT 1"
-                ).fetchone()
-                tip = None
-                if last is not None:
-                    genesis = db.execute(
-                        "SELECT header FROM ledger_blocks WHERE height = 0"
-                    ).fetchone()
-                    tip = Tip(int(last[0]), str(last[1]), "" if genesis is None else genesis[0])
+                tip = self.tip()
                 pending = build(tip)
                 with db.cursor() as cursor:
                     for block in pending.blocks:
@@ -148,14 +140,13 @@ class PostgresStore(SqlReads):
         except psycopg.Error as exc:
             raise LedgerError(f"cannot append to {self._url}: {exc}") from exc
 
-    def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
-        pattern = record_id.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._query(
+    def _find_record_rows(self, prefix: str) -> list[Any]:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self._query(
             "SELECT height, position, record_id FROM ledger_records "
             "WHERE record_id LIKE %s ORDER BY height, position",
             (pattern + "%",),
         )
-        return [(int(h), int(p), str(i)) for h, p, i in rows]
 
     def damage(self) -> str | None:
         return None  # the server checks its own pages (and checksums, when enabled)

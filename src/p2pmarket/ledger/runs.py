@@ -12,6 +12,10 @@ Each cleared run becomes one block. Its records, in this order:
 Numbers are rounded to `RECORD_PLACES` (9) decimal places and stored as decimal strings.
 The header's scenario hash is the SHA-256 of the canonical encoding of
 `result.scenario.to_dict()`.
+
+An append builds only on a ledger whose end checks out (`verify.check_tip`: the last block,
+its link to the block below it, the signed head, the pinned key): a ledger cut short (its
+last blocks deleted, with or without the head) is refused, never laundered by a new block.
 """
 
 from __future__ import annotations
@@ -38,8 +42,18 @@ from p2pmarket.ledger.blocks import (
 )
 from p2pmarket.ledger.encoding import canonical_bytes, quantize, sha256_hex
 from p2pmarket.ledger.keys import load_private_key, public_key_hex, sign
-from p2pmarket.ledger.store import Append, LedgerStore, Tip, open_store, sqlite_path, store_kind
-from p2pmarket.ledger.verify import Reason
+from p2pmarket.ledger.pin import pin_path, pinned_key, write_pin
+from p2pmarket.ledger.reasons import Reason
+from p2pmarket.ledger.store import (
+    Append,
+    LedgerStore,
+    StoredBlock,
+    Tip,
+    open_store,
+    sqlite_path,
+    store_kind,
+)
+from p2pmarket.ledger.verify import check_tip
 
 __all__ = [
     "append_records",
@@ -138,13 +152,17 @@ def append_records(
                 store, key, records, scenario_hash=scenario_hash, run=run, clock=clock
             )
     signer: Ed25519PrivateKey = key
+    signer_key = public_key_hex(signer)
     now = clock or (lambda: datetime.now(UTC))
     appended: list[Block] = []
+    url = store_or_url.url
+    pinned = pinned_key(url)
 
-    def build(tip: Tip | None) -> Append:
+    def build(tip: Tip) -> Append:
         moment = now()
         blocks = []
-        if tip is None:
+        if tip.empty:
+            _refuse_emptied(url, pinned, signer_key)
             genesis = make_block(
                 signer,
                 height=0,
@@ -157,8 +175,8 @@ def append_records(
             blocks.append(genesis)
             height, previous = 1, genesis.block_hash
         else:
-            _refuse_other_key(tip, public_key_hex(signer))
-            height, previous = tip.height + 1, tip.block_hash
+            last = _refuse_tip(tip, pinned, signer_key)
+            height, previous = last.height + 1, last.block_hash
         block = make_block(
             signer,
             height=height,
@@ -173,17 +191,53 @@ def append_records(
         return Append(tuple(blocks), sign(signer, head_bytes(block.height, block.block_hash)))
 
     store_or_url.append(build)
+    write_pin(url, signer_key)  # after the commit: a pin exists only for a ledger with blocks
     return appended[0]
 
 
-def _refuse_other_key(tip: Tip, public_key: str) -> None:
-    if not tip.genesis_header:
-        raise LedgerIntegrityError(0, Reason.MISSING_BLOCK, "the ledger has no genesis block")
+def _refuse_emptied(url: str, pinned: str | None, signer_key: str) -> None:
+    """An empty ledger takes a first block, unless its key was pinned already: then blocks
+    were removed (all of them, and the head)."""
+    if pinned is None:
+        return
+    raise LedgerIntegrityError(
+        0,
+        Reason.TRUNCATED_CHAIN,
+        f"the ledger holds no block, but its key {pinned[:16]}... is pinned in "
+        f"{pin_path(url)}: its blocks were removed; refusing to start it again "
+        "(to start a new ledger, move both files away)",
+    )
+
+
+def _refuse_tip(tip: Tip, pinned: str | None, signer_key: str) -> StoredBlock:
+    """The last block, to build on; refuse to append with a key that is not the ledger's
+    (`LedgerError`), or onto an end that does not check out (`LedgerIntegrityError`)."""
+    if tip.genesis_header is None:
+        raise LedgerIntegrityError(
+            0, Reason.MISSING_BLOCK, "the ledger has no genesis block; refusing to append"
+        )
+    owner = _genesis_key(tip.genesis_header)
+    if pinned is not None and owner != pinned:
+        raise LedgerIntegrityError(
+            0,
+            Reason.WRONG_KEY,
+            f"the genesis block names key {owner[:16]}..., the ledger's pinned key is "
+            f"{pinned[:16]}...: the chain was re-signed; refusing to append",
+        )
+    _refuse_key(owner, signer_key)
     try:
-        genesis = BlockHeader.parse(tip.genesis_header)
+        return check_tip(tip, owner)
+    except LedgerIntegrityError as exc:
+        raise LedgerIntegrityError(
+            exc.height, exc.reason, f"{exc.detail}; refusing to append (see `ledger verify`)"
+        ) from exc
+
+
+def _genesis_key(header: str) -> str:
+    try:
+        return BlockHeader.parse(header).public_key
     except ValueError as exc:
         raise LedgerIntegrityError(0, Reason.CHANGED_HEADER, str(exc)) from exc
-    _refuse_key(genesis.public_key, public_key)
 
 
 def _refuse_key(owner: str, public_key: str) -> None:
@@ -196,19 +250,22 @@ def _refuse_key(owner: str, public_key: str) -> None:
 
 def check_signing_key(url: str, private_key_path: Path | str) -> None:
     """Refuse, before any work is done, to append to the ledger at `url` with a key that is
-    not its own (`LedgerError`); a ledger that does not exist yet takes any key."""
+    not its own (`LedgerError`), or to a ledger whose end does not check out, as the append
+    itself would (`LedgerIntegrityError`: cut short, head missing or changed, last block
+    changed, re-signed against its pinned key). A ledger that does not exist yet takes any
+    key, unless its key is pinned (its file was removed)."""
     key = load_private_key(Path(private_key_path))
+    signer_key = public_key_hex(key)
+    pinned = pinned_key(url)
     if store_kind(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        _refuse_emptied(url, pinned, signer_key)
         return
     with open_store(url, create=True) as store:
-        genesis = store.block(0)
-    if genesis is None:
-        return
-    try:
-        owner = BlockHeader.parse(genesis.header).public_key
-    except ValueError as exc:
-        raise LedgerIntegrityError(0, Reason.CHANGED_HEADER, str(exc)) from exc
-    _refuse_key(owner, public_key_hex(key))
+        tip = store.tip()
+    if tip.empty:
+        _refuse_emptied(url, pinned, signer_key)
+    else:
+        _refuse_tip(tip, pinned, signer_key)
 
 
 def append_run(

@@ -90,20 +90,14 @@ class SqliteStore(SqlReads):
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read {self._url}: {exc}") from exc
 
-    def append(self, build: Callable[[Tip | None], Append]) -> None:
+    def append(self, build: Callable[[Tip], Append]) -> None:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot lock {self._url} for an append: {exc}") from exc
         try:
-            last = db.execute(
-                "SELECT height, block_hash FROM ledger_blocks ORDER BY height DESC LIMIT 1"
-            ).fetchone()
-            tip = None
-            if last is not None:
-                genesis = db.execute("SELECT header FROM ledger_blocks WHERE height = 0").fetchone()
-                tip = Tip(int(last[0]), str(last[1]), "" if genesis is None else str(genesis[0]))
+            tip = self.tip()
             pending = build(tip)
             for block in pending.blocks:
                 db.execute(
@@ -139,14 +133,12 @@ class SqliteStore(SqlReads):
                 raise LedgerError(f"cannot append to {self._url}: {exc}") from exc
             raise
 
-    def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
-        prefix = record_id.lower()
-        rows = self._query(
+    def _find_record_rows(self, prefix: str) -> list[Any]:
+        return self._query(
             "SELECT height, position, record_id FROM ledger_records "
             "WHERE record_id >= ? AND record_id < ? ORDER BY height, position",
             (prefix, prefix + "g"),  # ids are lower-case hex: 'g' sorts after all of them
         )
-        return [(int(h), int(p), str(i)) for h, p, i in rows]
 
     def damage(self) -> str | None:
         rows = self._query("PRAGMA quick_check")

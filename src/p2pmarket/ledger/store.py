@@ -10,7 +10,9 @@ Every store keeps three tables: `ledger_blocks` (height, block hash, header text
 `ledger_records` (height, position, record id, record text) and `ledger_head` (one row: the
 last block's height and hash, signed). A store knows nothing of hashes and signatures: it
 appends what it is given in one transaction, under a lock that orders concurrent appenders,
-and reads back what it holds.
+and reads back what it holds. It reads strictly: a value of the wrong type (a NULL, text where
+a height belongs, bytes where text belongs: SQLite keeps whatever it is given) is an
+`unreadable` `LedgerIntegrityError` naming the block, never coerced into something else.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from p2pmarket.errors import LedgerError
+from p2pmarket.errors import LedgerError, LedgerIntegrityError
 from p2pmarket.ledger.blocks import Block
+from p2pmarket.ledger.reasons import Reason
 
 __all__ = [
     "Append",
@@ -72,12 +75,20 @@ class StoredHead:
 
 @dataclass(frozen=True)
 class Tip:
-    """What an append builds on, read under the append's lock: the last block's height and
-    hash, and the genesis block's header text (it holds the ledger's key)."""
+    """What an append builds on, read under the append's lock: the block at the greatest
+    stored height (with its records), the stored hash of the block just below it, the genesis
+    block's header text (it holds the ledger's key) and the head. An empty ledger has none of
+    them; an append checks the rest against each other before it builds on them."""
 
-    height: int
-    block_hash: str
-    genesis_header: str
+    last: StoredBlock | None
+    previous_hash: str | None
+    genesis_header: str | None
+    head: StoredHead | None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing stored at all: no block and no head."""
+        return self.last is None and self.head is None and self.genesis_header is None
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,14 @@ class LedgerStore(Protocol):
         """The store's URL, with any password removed."""
         ...
 
-    def append(self, build: Callable[[Tip | None], Append]) -> None:
+    def append(self, build: Callable[[Tip], Append]) -> None:
         """In one transaction, under a lock that serialises appenders: read the tip, call
-        `build` with it (None when the ledger is empty), and write what it returns, all or
-        nothing. An error raised by `build` aborts the transaction and is raised again."""
+        `build` with it, and write what it returns, all or nothing. An error raised by `build`
+        aborts the transaction and is raised again."""
+        ...
+
+    def tip(self) -> Tip:
+        """The tip as an append would read it (without the lock: for checks before work)."""
         ...
 
     def head(self) -> StoredHead | None:
@@ -158,7 +173,10 @@ class SqlReads:
         if not rows:
             return None
         height, block_hash, signature = rows[0]
-        return StoredHead(int(height), str(block_hash), str(signature))
+        h = _int(height, None, "the head's height")
+        return StoredHead(
+            h, _text(block_hash, h, "the head's hash"), _text(signature, h, "the head's signature")
+        )
 
     def _records(self, height: int) -> tuple[StoredRecord, ...]:
         rows = self._query(
@@ -168,7 +186,25 @@ class SqlReads:
             ),
             (height,),
         )
-        return tuple(StoredRecord(int(p), str(i), str(b)) for p, i, b in rows)
+        return tuple(
+            StoredRecord(
+                _int(p, height, "a record's position"),
+                _text(i, height, "a record's id"),
+                _text(b, height, "a record's text"),
+            )
+            for p, i, b in rows
+        )
+
+    def _block_row(self, row: tuple[Any, ...], with_records: bool) -> StoredBlock:
+        height, block_hash, header, signature = row
+        h = _int(height, None, "a block's height")
+        return StoredBlock(
+            h,
+            _text(block_hash, h, "the block's hash"),
+            _text(header, h, "the block's header"),
+            _text(signature, h, "the block's signature"),
+            self._records(h) if with_records else (),
+        )
 
     def blocks(
         self, up_to: int | None = None, *, after: int = -1, with_records: bool = True
@@ -181,9 +217,8 @@ class SqlReads:
             ),
             (after, limit),
         )
-        for height, block_hash, header, signature in rows:
-            records = self._records(int(height)) if with_records else ()
-            yield StoredBlock(int(height), str(block_hash), str(header), str(signature), records)
+        for row in rows:
+            yield self._block_row(row, with_records)
 
     def block(self, height: int) -> StoredBlock | None:
         rows = self._query(
@@ -192,12 +227,64 @@ class SqlReads:
             ),
             (height,),
         )
-        if not rows:
-            return None
-        h, block_hash, header, signature = rows[0]
-        return StoredBlock(
-            int(h), str(block_hash), str(header), str(signature), self._records(int(h))
+        return self._block_row(rows[0], True) if rows else None
+
+    def tip(self) -> Tip:
+        """The tip (see `Tip`): a few indexed reads, however long the chain."""
+        rows = self._query(
+            "SELECT height, block_hash, header, signature FROM ledger_blocks "
+            "ORDER BY height DESC LIMIT 1"
         )
+        last = self._block_row(rows[0], True) if rows else None
+        previous_hash = genesis_header = None
+        if last is not None and last.height > 0:
+            below = self._query(
+                self._sql("SELECT block_hash FROM ledger_blocks WHERE height = ?"),
+                (last.height - 1,),
+            )
+            if below:
+                previous_hash = _text(below[0][0], last.height - 1, "the block's hash")
+        if last is not None:
+            genesis = self._query("SELECT header FROM ledger_blocks WHERE height = 0")
+            if genesis:
+                genesis_header = _text(genesis[0][0], 0, "the block's header")
+        return Tip(last, previous_hash, genesis_header, self.head())
+
+    def find_record(self, record_id: str) -> list[tuple[int, int, str]]:
+        return [
+            (
+                _int(h, None, "a record's height"),
+                _int(p, None, "a record's position"),
+                _text(i, None, "a record's id"),
+            )
+            for h, p, i in self._find_record_rows(record_id.lower())
+        ]
+
+    def _find_record_rows(self, prefix: str) -> list[Any]:
+        raise NotImplementedError
+
+
+def _unreadable(height: int | None, what: str, value: Any, kind: str) -> LedgerIntegrityError:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return LedgerIntegrityError(
+        height, Reason.UNREADABLE.value, f"{what} is {shown} ({type(value).__name__}), not {kind}"
+    )
+
+
+def _int(value: Any, height: int | None, what: str) -> int:
+    """A stored integer as it is; anything else (NULL, text, a real, bool) is unreadable."""
+    if type(value) is not int:
+        raise _unreadable(height, what, value, "an integer")
+    return value
+
+
+def _text(value: Any, height: int | None, what: str) -> str:
+    """Stored text as it is; anything else (NULL, a number, bytes) is unreadable."""
+    if type(value) is not str:
+        raise _unreadable(height, what, value, "text")
+    return value
 
 
 def redact_url(url: str) -> str:
