@@ -221,6 +221,16 @@ RULES = [
         id="csv-file-missing",
     ),
     pytest.param(
+        set_in("peers.1.load_kw", {"csv": "/proc/self/environ", "column": "load"}),
+        "peers[P2].load_kw.csv", "/proc/self/environ is an absolute path",
+        id="csv-file-outside-the-directory",
+    ),
+    pytest.param(
+        set_in("peers.1.load_kw", {"csv": "../load.csv", "column": "load"}),
+        "peers[P2].load_kw.csv", "../load.csv leads out of the scenario's directory",
+        id="csv-file-dot-dot",
+    ),
+    pytest.param(
         set_in("peers.1.load_kw", {"csv": "load.csv", "column": "nope"}),
         "peers[P2].load_kw.column", "'nope'",
         id="csv-column-missing",
@@ -307,6 +317,19 @@ BAD_FILES = [
     pytest.param("broken.yaml", "- a\n- b\n", "broken.yaml", id="yaml-list-not-mapping"),
     pytest.param("broken.json", "[1, 2]", "broken.json", id="json-list-not-mapping"),
     pytest.param("broken.yaml", "", "broken.yaml", id="empty-file"),
+    # issue 12, item 4: inputs that once hung, crashed or exhausted memory
+    pytest.param(
+        "broken.yaml",
+        "periods: 1\nb0: &b0 [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]\n" for i in range(1, 9)),
+        "anchor or alias",
+        id="alias-bomb",
+    ),
+    pytest.param("broken.yaml", "x: " + "[" * 5000 + "]" * 5000, "broken.yaml", id="deep-yaml"),
+    pytest.param("broken.json", "[" * 100_000 + "]" * 100_000, "nesting", id="deep-json"),
+    pytest.param("broken.yaml", "periods: " + "9" * 5000, "5,000 characters", id="huge-int"),
+    pytest.param("broken.json", '{"periods": ' + "9" * 5000 + "}", "4,300", id="huge-int-json"),
+    pytest.param("broken.yaml", "a: !!python/object:os.system ls\n", "YAML tag", id="tag"),
 ]
 
 

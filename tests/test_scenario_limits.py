@@ -474,3 +474,161 @@ def test_the_console_example_of_the_limits_document_is_what_validate_prints(
     expected = text.split("$ p2pmarket validate huge.yaml\n", 1)[1].split("\n", 1)[0]
     done = validate_capped(write_yaml(tmp_path / "huge.yaml", billion_periods()))
     assert done.stderr == expected + "\n"
+
+
+# --- structure: text lengths, nesting, numbers, peers (issue 12, item 4) ------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("name", 200),
+        ("currency", 200),
+        ("description", 10_000),
+        ("peers.1.id", 200),
+        ("communities.0.id", 200),
+        ("communities.0.members.0", 200),
+    ],
+)
+def test_texts_longer_than_their_limit_are_refused_in_one_short_line(path: str, limit: int) -> None:
+    if path in {"name", "currency", "description", "communities.0.id"}:
+        Scenario.from_dict(with_value(path, "a" * limit))  # at the limit: accepted
+    error = refused(with_value(path, "a" * (limit + 1)))
+    assert f"more than the limit of {limit:,} characters" in str(error)
+    assert len(str(error)) < 300
+
+
+def test_a_million_character_name_is_refused_quickly() -> None:
+    error = refused(with_value("name", "a" * 1_000_000))
+    assert error.field == "name"
+    assert "1,000,000 characters" in str(error)
+    assert len(str(error)) < 300
+
+
+def test_an_id_with_control_characters_is_named_by_position() -> None:
+    data = with_value("peers.2.generation.min_kw", 60)
+    data = with_value("peers.2.id", "P3\n\x1b[31m", data)
+    data["communities"][0]["members"][1] = "P3\n\x1b[31m"
+    error = refused(data)
+    assert error.field == "peers[2].generation.min_kw"
+
+
+def test_nesting_deeper_than_the_limit_is_refused_without_recursing() -> None:
+    deep: Any = 1.0
+    for _ in range(100_000):  # far beyond Python's recursion limit
+        deep = [deep]
+    error = refused(with_value("peers.1.load_kw", deep))
+    assert "nest deeper than the limit of 20 levels" in str(error)
+
+
+@pytest.mark.parametrize("value", [10**20, 10**5000, -(10**400)], ids=["20", "5000", "-400"])
+def test_huge_whole_numbers_are_refused_in_one_short_line(value: int) -> None:
+    error = refused(with_value("peers.1.load_kw", value))
+    assert error.field == "peers[P2].load_kw"
+    assert len(str(error)) < 200
+
+
+def test_huge_periods_is_named_by_its_size() -> None:
+    error = refused(with_value("periods", 10**5000))
+    assert "periods: a number of about 5,001 digits is more than the limit" in str(error)
+
+
+def test_peers_beyond_the_limit_are_refused_before_validation() -> None:
+    data = scenario()
+    data["peers"] = data["peers"] + [{"id": f"C{i}", "role": "consumer"} for i in range(3)]
+    error = refused(data, limits=Limits(max_peers=5))
+    assert error.field == "peers"
+    assert "6 peers are more than the limit of 5" in str(error)
+    assert "P2PMARKET_MAX_PEERS" in str(error)
+    Scenario.from_dict(data, limits=Limits(max_peers=6))
+
+
+def test_the_peers_limit_comes_from_the_environment() -> None:
+    assert limits_from_environ({"P2PMARKET_MAX_PEERS": "200_000"}).max_peers == 200_000
+    with pytest.raises(OptionError, match="P2PMARKET_MAX_PEERS"):
+        limits_from_environ({"P2PMARKET_MAX_PEERS": "9" * 40})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a: &x [1, 2]\nb: *x\n", "anchor or alias", id="alias"),
+        pytest.param("periods: " + "9" * 5000 + "\n", "number of 5,000 characters", id="digits"),
+        pytest.param("x: " + "[" * 30 + "]" * 30 + "\n", "nesting deeper than 20", id="deep"),
+        pytest.param("x: !!python/object:os.system ls\n", "the YAML tag", id="tag"),
+        pytest.param("<<: {name: y}\n", "merge key", id="merge"),
+        pytest.param("a: 1\n---\nb: 2\n", "a second YAML document", id="two-documents"),
+        pytest.param("? [a, b]\n: 1\n", "a key that is a list", id="list-key"),
+        pytest.param("x: 2001-13-45\n", "'2001-13-45'", id="no-date"),
+    ],
+)
+def test_yaml_that_could_hang_or_crash_is_refused_in_one_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    file = tmp_path / "s.yaml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(file)
+    assert caught.value.field == "file"
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, "nesting deeper", id="deep"),
+        pytest.param('{"periods": ' + "9" * 5000 + "}", "4,300 digits", id="digits"),
+        pytest.param('{"name": "a", "name": "b"}', "'name' is given twice", id="duplicate"),
+    ],
+)
+def test_json_that_could_crash_is_refused_in_one_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    file = tmp_path / "s.json"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=expected):
+        load_scenario(file)
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    levels = "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    file = tmp_path / "bomb.yaml"
+    file.write_text(f"periods: 1\nb0: &b0 [x, x, x, x, x, x, x, x, x]\n{levels}", "utf-8")
+    with pytest.raises(ScenarioError, match="line 2"):
+        load_scenario(file)
+
+
+def test_a_byte_order_mark_is_allowed_and_invalid_utf8_refused(tmp_path: Path) -> None:
+    file = write_yaml(tmp_path / "s.yaml", scenario())
+    file.write_bytes(b"\xef\xbb\xbf" + file.read_bytes())
+    assert load_scenario(file).periods == 2
+    file.write_bytes(file.read_bytes().replace(b"periods", b"peri\xffods"))
+    with pytest.raises(ScenarioError, match="is not UTF-8 text"):
+        load_scenario(file)
+
+
+def test_a_file_over_its_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    file = tmp_path / "s.yaml"
+    with file.open("wb") as handle:
+        handle.truncate(10_000_001)  # sparse: nothing to parse, only a size
+    with pytest.raises(ScenarioError, match="larger than the limit of 10,000,000 bytes"):
+        load_scenario(file)
+
+
+def test_the_console_example_of_an_alias_is_what_validate_prints(tmp_path: Path) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    expected = text.split("$ p2pmarket validate bomb.yaml\n", 1)[1].split("\n", 1)[0]
+    file = tmp_path / "bomb.yaml"
+    file.write_text("periods: 1\npeers: []\nbomb: &a [x, x]\nmore: *a\n", encoding="utf-8")
+    done = validate_capped(file)
+    assert done.stderr == expected + "\n"
+
+
+def test_a_csv_file_wider_than_the_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """100,000 columns of one row once took pandas 23 s to read."""
+    header = "x," + ",".join(f"c{i}" for i in range(100_000))
+    (tmp_path / "wide.csv").write_text(header + "\n1\n2\n", encoding="utf-8")
+    data = with_value("peers.1.load_kw", {"csv": "wide.csv", "column": "x"})
+    with pytest.raises(ScenarioError, match="100,001 columns or more, more than the limit"):
+        load_scenario(write_yaml(tmp_path / "s.yaml", data))

@@ -13,19 +13,59 @@ from pydantic import BaseModel, ValidationError
 
 from p2pmarket.errors import ScenarioError
 
-__all__ = ["plural", "scenario_error", "show", "suggest"]
+__all__ = [
+    "excerpt",
+    "field_path",
+    "label",
+    "number",
+    "plural",
+    "scenario_error",
+    "show",
+    "suggest",
+]
+
+_LONGEST_LABEL = 200  # MAX_TEXT_CHARS: an id longer than an id may be is shown by position
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
     """`1 period`, `2 periods`, `1,000 periods` (`words` for an irregular plural)."""
-    return f"{n:,} {word if n == 1 else words or word + 's'}"
+    return f"{number(n)} {word if n == 1 else words or word + 's'}"
+
+
+def number(n: int) -> str:
+    """A whole number with thousands separators (`35,040`); one too large to be a count is
+    named by its size (`a 5,000-digit number`), so a message stays one short line and never
+    converts a huge int to text (Python refuses beyond 4,300 digits)."""
+    if abs(n).bit_length() <= 64:
+        return f"{n:,}"
+    digits = int(abs(n).bit_length() * 0.30103) + 1  # log10(2): within one of the truth
+    return f"{'-' if n < 0 else ''}a number of about {digits:,} digits"
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """At most `limit` characters of `text`, quoted, control characters escaped: what a
+    message may show of a file's content or of a long text (`'abc...'`)."""
+    shown = repr(text[: limit + 1])
+    if len(text) <= limit:
+        return shown
+    return repr(text[:limit])[:-1] + "...'"
+
+
+def label(name: object, index: int) -> str:
+    """How a list item is named in a field path: its id (`peers[P2]`) when the id is short,
+    printable text, else its position (`peers[3]`)."""
+    if isinstance(name, str) and name and len(name) <= _LONGEST_LABEL and name.isprintable():
+        return name
+    return str(index)
 
 
 def suggest(word: object, known: Iterable[str]) -> str:
     """`did you mean 'periods'?` for the closest of `known`, else the list of `known`."""
     known = sorted(known)
-    text = str(word)
-    close = difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+    text = str(word) if isinstance(word, str | int | float | bool | None) else ""
+    if len(text) > _LONGEST_LABEL:  # no field is this long (and difflib would take its time)
+        text = ""
+    close = difflib.get_close_matches(text, known, n=1, cutoff=0.6) if text else []
     if not close:  # `price` for `price_per_kwh`: the one field the word begins
         starts = [k for k in known if text and k.startswith(text)]
         close = starts if len(starts) == 1 else []
@@ -73,6 +113,19 @@ def scenario_error(
         expected = first.get("ctx", {}).get("expected", "")
         return ScenarioError(field, f"{show(value)} is not one of {expected}")
     kinds = {e["type"] for e in errors}
+    if kind == "string_too_long" and isinstance(value, str):
+        most = first.get("ctx", {}).get("max_length")
+        return ScenarioError(
+            field,
+            f"{plural(len(value), 'character')} ({excerpt(value)}) is more than the limit of"
+            f" {most:,} characters; see docs/scenario-limits.md",
+        )
+    if isinstance(value, Mapping) and "csv" in value:
+        return ScenarioError(
+            field,
+            f"a CSV reference ({show(value)}) is read only by load_scenario or parse_scenario"
+            " (p2pmarket.io.scenario_files), with a directory to read it from",
+        )
     if kind in {"int_type", "int_from_float"}:
         return ScenarioError(field, f"expected a whole number, got {show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -123,27 +176,43 @@ def _is_union_tag(part: object) -> bool:
     )
 
 
-def _path(loc: Sequence[object], data: Any) -> str:
-    """`('peers', 2, 'generation', 'max_kw')` -> `peers[P3].generation.max_kw`."""
+def field_path(loc: Sequence[object], data: Any) -> str:
+    """`('peers', 2, 'generation', 'max_kw')` -> `peers[P3].generation.max_kw` (an id that is
+    long or holds control characters is replaced by the position; so is a long key)."""
     out = ""
     node: Any = data
     for part in loc:
-        if isinstance(part, int):
-            label: object = part
+        if isinstance(part, int) and not isinstance(part, bool):
+            name: object = None
             if isinstance(node, Sequence) and not isinstance(node, str) and part < len(node):
                 item = node[part]
-                if isinstance(item, Mapping) and isinstance(item.get("id"), str):
-                    label = item["id"]
+                if isinstance(item, Mapping):
+                    name = item.get("id")
                 node = item
             else:
                 node = None
-            out += f"[{label}]"
+            out += f"[{label(name, part)}]"
         else:
-            out += f".{part}" if out else str(part)
+            key = part if isinstance(part, str) and label(part, 0) == part else show(part)
+            out += f".{key}" if out else key
             node = node.get(part) if isinstance(node, Mapping) else None
     return out or "scenario"
 
 
+_path = field_path
+
+
 def show(value: object) -> str:
-    text = repr(value)
+    """A value as a message shows it: its repr, at most 60 characters (a long text is cut
+    before it is formatted, a huge number named by its size)."""
+    if isinstance(value, str) and len(value) > 60:
+        return excerpt(value, 55)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        return number(value)
+    if isinstance(value, list | tuple | dict) and len(value) > 10:
+        return f"a {type(value).__name__} of {plural(len(value), 'item')}"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge int, a deep list
+        return f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -22,7 +22,7 @@ from p2pmarket.core.scenario.limits import (
     MIN_PERIOD_HOURS,
     Limits,
 )
-from p2pmarket.core.scenario.messages import plural
+from p2pmarket.core.scenario.messages import label, number, plural
 from p2pmarket.core.scenario.series import FloatArray, Series
 from p2pmarket.errors import ScenarioError
 
@@ -34,16 +34,25 @@ __all__ = ["check", "check_size"]
 _DOC = "see docs/scenario-limits.md"
 
 
-def check_size(periods: object, peers: object, limits: Limits) -> None:
-    """Refuse a scenario larger than `limits`, from the raw `periods` and `peers` fields,
-    before anything is validated or allocated (values of other types are left to the schema).
-    """
+def check_size(periods: object, peers: object, limits: Limits, communities: object = None) -> None:
+    """Refuse a scenario larger than `limits`, from the raw `periods`, `peers` and
+    `communities` fields, before anything is validated or allocated (values of other types
+    are left to the schema)."""
+    for field, items in (("peers", peers), ("communities", communities)):
+        if not isinstance(items, Sequence) or isinstance(items, str):
+            continue
+        if len(items) > limits.max_peers:
+            raise ScenarioError(
+                field,
+                f"{len(items):,} {field} are more than the limit of {limits.max_peers:,}"
+                f" (raise it with P2PMARKET_MAX_PEERS or Limits(max_peers=...); {_DOC})",
+            )
     if not isinstance(periods, int) or isinstance(periods, bool):
         return
     if periods > limits.max_periods:
         raise ScenarioError(
             "periods",
-            f"{periods:,} is more than the limit of {limits.max_periods:,} periods"
+            f"{number(periods)} is more than the limit of {limits.max_periods:,} periods"
             f" (raise it with P2PMARKET_MAX_PERIODS or Limits(max_periods=...); {_DOC})",
         )
     if isinstance(peers, Sequence) and not isinstance(peers, str) and periods > 0:
@@ -80,8 +89,8 @@ def check(s: Scenario) -> None:
 
     _check_series(s.uniform_fee, s.periods, "uniform_fee", minimum=0.0, limit=_PRICE)
     member_of: dict[str, str] = {}
-    for c in s.communities:
-        where = f"communities[{c.id}]"
+    for i, c in enumerate(s.communities):
+        where = f"communities[{label(c.id, i)}]"
         if not c.members:
             raise ScenarioError(f"{where}.members", "a community needs at least one member")
         for member in c.members:
@@ -121,8 +130,8 @@ def check(s: Scenario) -> None:
             if seller == buyer:
                 raise ScenarioError(f"links[{i}]", f"a peer cannot trade with itself ({seller!r})")
 
-    for p in s.peers:
-        _check_peer(p, s.periods)
+    for i, p in enumerate(s.peers):
+        _check_peer(p, s.periods, f"peers[{label(p.id, i)}]")
     _check_negative_flexible_prices(s)
 
 
@@ -132,8 +141,7 @@ _ENERGY = ("kWh", MAX_ENERGY_KWH, "1 TWh")
 _PRICE = ("per kWh", MAX_PRICE_PER_KWH, "in the scenario's currency")
 
 
-def _check_peer(p: Peer, periods: int) -> None:
-    where = f"peers[{p.id}]"
+def _check_peer(p: Peer, periods: int, where: str) -> None:
     _check_series(p.load_kw, periods, f"{where}.load_kw", minimum=0.0, limit=_POWER)
     _check_series(p.export_fee, periods, f"{where}.export_fee", minimum=0.0, limit=_PRICE)
     g = p.generation
@@ -205,8 +213,8 @@ def _check_negative_flexible_prices(s: Scenario) -> None:
     generation (`min_kw > 0`) that the market has to absorb. Without any of these the block
     would never be served, so its price is refused as a mistake."""
     blocks = [
-        (f"peers[{p.id}].flexible_load[{b}].price_per_kwh", block.price_per_kwh)
-        for p in s.peers
+        (f"peers[{label(p.id, i)}].flexible_load[{b}].price_per_kwh", block.price_per_kwh)
+        for i, p in enumerate(s.peers)
         for b, block in enumerate(p.flexible_load)
         if float(np.min(_values(block.price_per_kwh))) < 0
     ]

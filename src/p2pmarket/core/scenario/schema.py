@@ -17,15 +17,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
 
-from p2pmarket.core.scenario.limits import DEFAULT_LIMITS, Limits
+from p2pmarket.core.scenario.limits import (
+    DEFAULT_LIMITS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_TEXT_CHARS,
+    Limits,
+)
 from p2pmarket.core.scenario.messages import scenario_error, show
 from p2pmarket.core.scenario.rules import check, check_size
 from p2pmarket.core.scenario.series import Series
+from p2pmarket.core.scenario.shape import check_shape
 from p2pmarket.errors import ScenarioError
 from p2pmarket.types import Design, Objective
 
@@ -48,6 +55,9 @@ OBJECTIVES: tuple[str, ...] = tuple(Objective)
 DesignName = Literal["p2p", "community", "hybrid"]
 ObjectiveName = Literal["system-cost", "paper"]
 Role = Literal["grid", "producer", "prosumer", "consumer"]
+# Ids, names and other short text; the description (docs/scenario-limits.md, "Structure").
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+LongText = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
 
 
 class _Schema(BaseModel):
@@ -97,7 +107,7 @@ class FlexibleBlock(_Schema):
 class Peer(_Schema):
     """One market participant; the grid is a peer with role `grid`."""
 
-    id: str
+    id: Text
     role: Role
     load_kw: Series = 0.0
     generation: Generation | None = None
@@ -110,8 +120,8 @@ class Peer(_Schema):
 class Community(_Schema):
     """A community: its members, the fee on trades inside it and its export fee."""
 
-    id: str
-    members: tuple[str, ...]
+    id: Text
+    members: tuple[Text, ...]
     intra_fee: Series = 0.0
     export_fee: Series | None = None
 
@@ -119,17 +129,17 @@ class Community(_Schema):
 class CommunityFee(_Schema):
     """A contract: the fee on every sale from community `from` to community `to`."""
 
-    from_: str = Field(alias="from")
-    to: str
+    from_: Text = Field(alias="from")
+    to: Text
     fee: Series
 
 
 class Scenario(_Schema):
     """A validated market scenario. Build it with `Scenario.from_dict` or `load_scenario`."""
 
-    name: str = "scenario"
-    description: str = ""
-    currency: str = "USD"
+    name: Text = "scenario"
+    description: LongText = ""
+    currency: Text = "USD"
     periods: Annotated[int, Field(ge=1)] = 1
     period_hours: float = 1.0
     design: DesignName = "p2p"
@@ -137,8 +147,8 @@ class Scenario(_Schema):
     uniform_fee: Series | None = None
     communities: tuple[Community, ...] = ()
     community_fees: tuple[CommunityFee, ...] = ()
-    links: tuple[tuple[str, str], ...] | None = None
-    fee_collector: str | None = None
+    links: tuple[tuple[Text, Text], ...] | None = None
+    fee_collector: Text | None = None
     peers: tuple[Peer, ...]
 
     @model_validator(mode="before")
@@ -149,7 +159,7 @@ class Scenario(_Schema):
         if isinstance(data, Mapping):
             context = info.context if isinstance(info.context, Mapping) else {}
             limits = context.get("limits") or DEFAULT_LIMITS
-            check_size(data.get("periods", 1), data.get("peers"), limits)
+            check_size(data.get("periods", 1), data.get("peers"), limits, data.get("communities"))
         return data
 
     @model_validator(mode="after")
@@ -162,13 +172,19 @@ class Scenario(_Schema):
         """Validate a scenario given as a dict in the file format of SPEC section 5.
 
         `limits` are the size limits (default `Limits()`: 100,000 periods, 10,000,000
-        peer-periods; docs/scenario-limits.md). Raises `ScenarioError` naming the first
-        invalid field and its value.
+        peer-periods, 100,000 peers; docs/scenario-limits.md). Raises `ScenarioError` naming
+        the first invalid field and its value. A `{csv: FILE, column: NAME}` reference is
+        refused here: the core reads no file (`p2pmarket.io.scenario_files` does).
         """
         if not isinstance(data, Mapping):
             raise ScenarioError("scenario", f"expected a mapping of fields, got {show(data)}")
-        # The size comes first: nothing below may cost more than the scenario's own size.
-        check_size(data.get("periods", 1), data.get("peers"), limits or DEFAULT_LIMITS)
+        # The size and the structure come first: nothing below may cost more than the
+        # scenario's own size, nor recurse deeper than it may nest.
+        check_size(
+            data.get("periods", 1), data.get("peers"), limits or DEFAULT_LIMITS,
+            data.get("communities"),
+        )  # fmt: skip
+        check_shape(data)
         try:
             return cls.model_validate(_tuples(data), context={"limits": limits})
         except ValidationError as exc:
