@@ -39,9 +39,12 @@ EDGES = (
     "p2pmarket.reports",
     "p2pmarket.compare",
     "p2pmarket.paper",
+    "p2pmarket.service",
+    "p2pmarket.client",
 )
 EDGE_LIBRARIES = (
     "typer",
+    "httpx",
     "rich",
     "matplotlib",
     "fastapi",
