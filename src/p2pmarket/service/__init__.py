@@ -6,5 +6,7 @@ nonce. It is framework-free (plain functions over a method, a request target, a 
 headers and the body's bytes), so that the HTTP server's dependency is a thin call to it. See
 docs/service-auth.md.
 
-This package imports no web framework; the server will live in a module of its own.
+`signatures` imports no web framework. The HTTP server is `p2pmarket.service.app`
+(`create_app`, FastAPI; the `service` extra), its request bodies `p2pmarket.service.models`
+and its SQLite state `p2pmarket.service.store` (docs/service.md).
 """

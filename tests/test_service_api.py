@@ -1,0 +1,320 @@
+"""The market service through real HTTP: uvicorn on a free local port, httpx clients signing
+every request with `MemberAuth` (members P2..P5 of five-peer-case-2, and the manager).
+
+Bills are checked against `p2pmarket.run_market` on the same scenario built here from the
+template and the orders (not through the service's code), and the imbalance against
+`settle_imbalance` of that independent run.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+import p2pmarket  # noqa: E402
+from p2pmarket.client import MemberAuth, signed_headers  # noqa: E402
+from p2pmarket.core.settlement.imbalance import (  # noqa: E402
+    schedule_readings,
+    settle_imbalance,
+)
+from p2pmarket.service.app import create_app  # noqa: E402
+from p2pmarket.service.store import MIGRATIONS, ServiceStore  # noqa: E402
+
+MEMBERS = ("P2", "P3", "P4", "P5")
+MANAGER = "manager"
+
+
+@dataclass
+class Clock:
+    """The market's clock, moved by the test."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Service:
+    url: str
+    store: ServiceStore
+    clock: Clock
+    keys: dict[str, Ed25519PrivateKey]
+
+    def client(self, key_id: str | None) -> httpx.Client:
+        auth = MemberAuth(self.keys[key_id], key_id) if key_id is not None else None
+        return httpx.Client(base_url=self.url, auth=auth, timeout=60)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    keys = {name: Ed25519PrivateKey.generate() for name in (MANAGER, *MEMBERS)}
+    store = ServiceStore(tmp_path / "service.db")
+    clock = Clock()
+    app = create_app(
+        store,
+        manager_key_id=MANAGER,
+        keys={name: key.public_key() for name, key in keys.items()},
+        clock=clock,
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield Service(f"http://127.0.0.1:{port}", store, clock, keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+def template() -> dict[str, Any]:
+    return p2pmarket.cases.load("five-peer-case-2").to_dict()
+
+
+ORDERS: dict[str, dict[str, Any]] = {
+    "P2": {"bid": {"load_kw": [150.0]}},
+    "P3": {"offer": {"max_kw": [240.0], "offer_per_kwh": 0.045}, "bid": {"load_kw": [40.0]}},
+    "P4": {"bid": {"load_kw": [90.0]}},
+    "P5": {"offer": {"max_kw": [180.0], "offer_per_kwh": 0.052}},
+}
+
+
+def with_orders(data: dict[str, Any], orders: dict[str, dict[str, Any]]) -> p2pmarket.Scenario:
+    """The scenario the orders make of `data`, built here independently of the service."""
+    data = copy.deepcopy(data)
+    for peer in data["peers"]:
+        order = orders.get(peer["id"], {})
+        if "bid" in order:
+            peer["load_kw"] = order["bid"]["load_kw"]
+        if "offer" in order:
+            peer["generation"] = {**(peer["generation"] or {}), **order["offer"]}
+    return p2pmarket.Scenario.from_dict(data)
+
+
+def create_market(service: Service, data: dict[str, Any] | None = None) -> str:
+    gate = service.clock.now + timedelta(hours=1)
+    with service.client(MANAGER) as manager:
+        response = manager.post(
+            "/v1/markets",
+            json={"scenario": data or template(), "gate_closure": gate.isoformat()},
+        )
+    assert response.status_code == 201, response.text
+    assert response.json()["members"] == list(MEMBERS)
+    return str(response.json()["market_id"])
+
+
+def test_a_full_day(service: Service) -> None:
+    market = create_market(service)
+    for member, order in ORDERS.items():
+        with service.client(member) as client:
+            if member == "P4":  # a first order, replaced by the second
+                first = client.put(
+                    f"/v1/markets/{market}/orders/P4", json={"bid": {"load_kw": [1]}}
+                )
+                assert first.status_code == 200, first.text
+            response = client.put(f"/v1/markets/{market}/orders/{member}", json=order)
+            assert response.status_code == 200, response.text
+    with service.client("P4") as p4:
+        history = p4.get(f"/v1/markets/{market}/orders/P4/history").json()["orders"]
+    assert [o["version"] for o in history] == [1, 2]
+    assert history[-1]["order"]["bid"] == ORDERS["P4"]["bid"]
+
+    with service.client(MANAGER) as manager:
+        early = manager.post(f"/v1/markets/{market}/clear")
+        assert early.status_code == 409 and early.json()["error"] == "gate-open"
+        service.clock.now += timedelta(hours=2)
+        with service.client("P2") as p2:
+            late = p2.put(f"/v1/markets/{market}/orders/P2", json=ORDERS["P2"])
+        assert late.status_code == 409 and late.json()["error"] == "gate-closed"
+
+        cleared = manager.post(f"/v1/markets/{market}/clear")
+        assert cleared.status_code == 200, cleared.text
+        again = manager.post(f"/v1/markets/{market}/clear")
+        assert again.json() == cleared.json()
+    assert len(service.store.snapshot()["results"]) == 1
+
+    expected = p2pmarket.run_market(with_orders(template(), ORDERS))
+    bills = expected.settlement.bills.set_index("peer")
+    for member in MEMBERS:
+        with service.client(member) as client:
+            response = client.get(f"/v1/markets/{market}/members/{member}/bill")
+        assert response.status_code == 200, response.text
+        bill = response.json()["bill"]
+        for column in ("cost_market", "paid_energy", "paid_fees", "received_energy", "bought_kwh"):
+            assert bill[column] == pytest.approx(bills.loc[member, column], abs=1e-9), column
+        for trade in response.json()["trades"]:
+            assert member in (trade["seller"], trade["buyer"])
+    with service.client("P3") as p3:
+        other = p3.get(f"/v1/markets/{market}/members/P2/bill")
+    assert other.status_code == 403
+
+    readings = schedule_readings(expected.billed).set_index("peer")
+    readings.loc["P2", "net_kwh"] += 2.0  # short by 2 kWh
+    readings.loc["P3", "net_kwh"] -= 1.0  # long by 1 kWh
+    with service.client("P2") as p2:
+        too_soon = p2.get(f"/v1/markets/{market}/members/P2/imbalance")
+    assert too_soon.status_code == 409 and too_soon.json()["error"] == "readings-missing"
+    for member in MEMBERS:
+        rows = [{"period": 0, "net_kwh": float(readings.loc[member, "net_kwh"])}]
+        with service.client(member) as client:
+            response = client.put(
+                f"/v1/markets/{market}/readings/{member}", json={"readings": rows}
+            )
+        assert response.status_code == 200, response.text
+    settled = settle_imbalance(expected.billed, expected.settlement, readings.reset_index())
+    by_peer = settled.bills.set_index("peer")
+    with service.client("P2") as p2:
+        response = p2.get(f"/v1/markets/{market}/members/P2/imbalance")
+        market_bill = p2.get(f"/v1/markets/{market}/members/P2/bill").json()["bill"]
+    assert response.status_code == 200, response.text
+    bill = response.json()["bill"]
+    assert bill["imbalance_kwh"] == pytest.approx(2.0)
+    assert bill["imbalance_cost"] == pytest.approx(by_peer.loc["P2", "imbalance_cost"])
+    billed = (
+        market_bill["paid_energy"]
+        - market_bill["received_energy"]
+        + market_bill["paid_fees"]
+        - market_bill["received_fees"]
+    )
+    assert bill["market_bill"] == pytest.approx(billed)
+    assert bill["total"] == pytest.approx(billed + bill["imbalance_cost"])
+
+
+def test_an_infeasible_market_is_409_and_stores_nothing(service: Service) -> None:
+    market = create_market(service)
+    with service.client("P2") as p2:
+        huge = p2.put(f"/v1/markets/{market}/orders/P2", json={"bid": {"load_kw": [9000]}})
+    assert huge.status_code == 200, huge.text
+    service.clock.now += timedelta(hours=2)
+    before = service.store.snapshot()
+    with service.client(MANAGER) as manager:
+        response = manager.post(f"/v1/markets/{market}/clear")
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["error"] == "infeasible"
+    assert (body["peer"], body["period"]) == ("P2", 0), body
+    assert service.store.snapshot() == before
+
+
+# --- security ---------------------------------------------------------------------------
+
+
+def test_refused_requests_write_nothing(service: Service) -> None:
+    market = create_market(service)
+    path = f"/v1/markets/{market}/orders/P2"
+    order = b'{"bid": {"load_kw": [150.0]}}'
+    before = service.store.snapshot()
+    with service.client(None) as anonymous:
+        unsigned = anonymous.put(path, content=order)
+        assert unsigned.status_code == 401
+        assert unsigned.json()["error"] == "missing-signature"
+
+        headers = signed_headers("PUT", path, order, service.keys["P2"], "P2")
+        altered = anonymous.put(path, content=order.replace(b"150", b"999"), headers=headers)
+        assert altered.status_code == 401
+        assert altered.json()["error"] == "digest-mismatch"
+    with service.client("P2") as p2:
+        assert p2.post(f"/v1/markets/{market}/clear").status_code == 403
+        assert p2.post("/v1/markets", json={"scenario": template()}).status_code == 403
+        assert p2.put(f"/v1/markets/{market}/orders/P3", content=order).status_code == 403
+    assert service.store.snapshot() == before
+
+    with service.client(None) as anonymous:
+        headers = signed_headers("PUT", path, order, service.keys["P2"], "P2")
+        assert anonymous.put(path, content=order, headers=headers).status_code == 200
+        once = service.store.snapshot()
+        replay = anonymous.put(path, content=order, headers=headers)
+        assert replay.status_code == 409 and replay.json()["error"] == "replay"
+    assert service.store.snapshot() == once
+
+
+def test_docs_and_openapi_are_public(service: Service) -> None:
+    with service.client(None) as anonymous:
+        schema = anonymous.get("/openapi.json").json()
+        assert anonymous.get("/docs").status_code == 200
+    assert "/v1/markets/{market_id}/clear" in schema["paths"]
+    assert "Order" in schema["components"]["schemas"]
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order", "field"),
+    [
+        ({"offer": {"max_kw": ["a"], "offer_per_kwh": 0.05}}, "offer.max_kw.0"),
+        ({"bid": {"load_kw": [1.0], "colour": "red"}}, "bid.colour"),
+        ({}, "body"),
+        ({"bid": {"load_kw": [1.0, 2.0]}}, "peers[P2].load_kw"),
+        ({"bid": {"load_kw": [-5.0]}}, "peers[P2].load_kw"),
+    ],
+)
+def test_a_bad_order_is_422_naming_the_field(
+    service: Service, order: dict[str, Any], field: str
+) -> None:
+    market = create_market(service)
+    before = service.store.snapshot()
+    with service.client("P2") as p2:
+        response = p2.put(f"/v1/markets/{market}/orders/P2", json=order)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"].startswith(field), response.json()
+    assert service.store.snapshot() == before
+
+
+def test_a_bad_scenario_is_422(service: Service) -> None:
+    data = template()
+    data["peers"][1]["load_kw"] = "lots"
+    with service.client(MANAGER) as manager:
+        response = manager.post(
+            "/v1/markets", json={"scenario": data, "gate_closure": "2030-01-01T00:00:00Z"}
+        )
+        naive = manager.post(
+            "/v1/markets", json={"scenario": template(), "gate_closure": "2030-01-01T00:00:00"}
+        )
+    assert response.status_code == 422 and response.json()["field"].startswith("scenario.peers")
+    assert naive.status_code == 422 and naive.json()["field"] == "gate_closure"
+
+
+def test_an_oversize_body_is_413(service: Service) -> None:
+    market = create_market(service)
+    big = b'{"bid": {"load_kw": [' + b"1.0," * 300_000 + b"1.0]}}"
+    with service.client("P2") as p2:
+        response = p2.put(f"/v1/markets/{market}/orders/P2", content=big)
+    assert response.status_code == 413
+
+
+def test_the_store_is_migrated_once(tmp_path: Path) -> None:
+    store = ServiceStore(tmp_path / "s.db")
+    assert store.schema_version == len(MIGRATIONS)
+    assert ServiceStore(tmp_path / "s.db").schema_version == len(MIGRATIONS)
+
+
+def test_the_docs_example_runs() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/service.md", "exec"), {})
