@@ -165,6 +165,7 @@ def _map_text(table: pd.DataFrame, change: Callable[[str], str]) -> pd.DataFrame
         if values.dtype.kind != "O":
             continue
         changed = values.map(lambda v: change(v) if isinstance(v, str) else v, na_action="ignore")
+        changed = changed.astype(values.dtype)  # an all-missing text column stays text
         if not changed.equals(values):
             if out is table:
                 out = table.copy()
