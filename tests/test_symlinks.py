@@ -351,17 +351,30 @@ def test_the_library_writers_replace_a_link(area: Area) -> None:
 # --- the ledger's database ----------------------------------------------------------------
 
 
-def test_a_linked_sqlite_ledger_is_followed_as_documented(area: Area) -> None:
-    """A ledger is a database that p2pmarket opens and appends to, like an input: SQLite
-    follows a link at its path (docs/security.md says so). The key pair and the ledger's
-    pinned key beside it never write through a link."""
+def test_a_linked_sqlite_ledger_is_refused(area: Area) -> None:
+    """SQLite would write the database a link at the ledger's path points to (and create a
+    dangling link's target): such a path is refused before any work, and nothing outside is
+    touched; `ledger verify` refuses it the same way."""
     key = area.place / "manager.key"
     assert _invoke("ledger", "keygen", "--out", key).exit_code == 0
-    database = area.outside / "ledger.db"
-    link = area.link("ledger.db", database)
-    result = _invoke("run", CASE, "--ledger", f"sqlite:///{link}", "--key", key)
-    assert result.exit_code == 0, result.output
-    assert link.is_symlink() and database.is_file()  # the documented behaviour
+    tally = Tally("run --ledger")
+    for name, target in (
+        ("a link to a file", area.victim()),
+        ("a dangling link", area.outside / "absent.db"),
+    ):
+        link = area.place / "ledger.db"
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        with tally.case(name, area):
+            result = _invoke("run", CASE, "--ledger", f"sqlite:///{link}", "--key", key)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and "symbolic link" in lines[0], result.stderr
+        assert result.stdout == ""  # refused before clearing
+        verify = _invoke("ledger", "verify", f"sqlite:///{link}")
+        assert verify.exit_code == 2 and "symbolic link" in verify.stderr
+    assert not (area.outside / "absent.db").exists()
+    tally.report()
 
 
 # --- the system calls ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ last blocks deleted, with or without the head) is refused, never laundered by a 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,7 +258,7 @@ def check_signing_key(url: str, private_key_path: Path | str) -> None:
     key = load_private_key(Path(private_key_path))
     signer_key = public_key_hex(key)
     pinned = pinned_key(url)
-    if store_kind(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+    if store_kind(url) == "sqlite" and not os.path.lexists(sqlite_path(url)):
         _refuse_emptied(url, pinned, signer_key)
         return
     with open_store(url, create=True) as store:

@@ -9,6 +9,7 @@ machine stops mid-append (the next opener rolls the journal back).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,11 @@ class SqliteStore(SqlReads):
     def __init__(self, path: str | Path, *, create: bool = False, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self._url = f"sqlite:///{path}"
+        if self.path.is_symlink():  # SQLite would write the database (and journal) it points to
+            raise LedgerError(
+                f"{self._url}: {self.path} is a symbolic link; give the ledger file itself "
+                f"({os.path.realpath(self.path)})"
+            )
         if not create and not self.path.is_file():
             raise LedgerError(f"no ledger at {self._url}: {self.path} does not exist")
         try:
