@@ -322,7 +322,7 @@ def create_app(
         stored = store.result(market_id)
         if stored is None:
             raise ServiceRefusal(409, "not-cleared", "the market is not cleared yet")
-        result = json.loads(stored)
+        result = json.loads(stored.body)
         if market_id not in runs:
             runs[market_id] = run_market(Scenario.from_dict(result["scenario"]))
         return result, runs[market_id]
@@ -389,7 +389,7 @@ def create_app(
         with clear_lock:
             stored = store.result(market_id)
             if stored is not None:
-                loaded: dict[str, Any] = json.loads(stored)
+                loaded: dict[str, Any] = json.loads(stored.body)
                 return loaded
             orders = {
                 member: Order.model_validate_json(row.body)

@@ -20,7 +20,15 @@ from pathlib import Path
 
 from p2pmarket.errors import P2PMarketError
 
-__all__ = ["MIGRATIONS", "MarketRow", "OrderRow", "ServiceStore", "ServiceStoreError"]
+__all__ = [
+    "MIGRATIONS",
+    "EventRow",
+    "MarketRow",
+    "OrderRow",
+    "ResultRow",
+    "ServiceStore",
+    "ServiceStoreError",
+]
 
 
 class ServiceStoreError(P2PMarketError):
@@ -48,10 +56,20 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_v1,)
+def _v2(db: sqlite3.Connection) -> None:
+    # The ledger block a clearing was recorded in, and the market events (SSE, docs/service.md).
+    db.execute("ALTER TABLE results ADD COLUMN block_height INTEGER")
+    db.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "market_id TEXT NOT NULL REFERENCES markets(id), kind TEXT NOT NULL, "
+        "at TEXT NOT NULL, body TEXT NOT NULL)"
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_v1, _v2)
 """Migration `i` brings the schema from version `i` to `i + 1`. Append; never edit one."""
 
-_TABLES = ("markets", "orders", "results", "readings")
+_TABLES = ("markets", "orders", "results", "readings", "events")
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,28 @@ class OrderRow:
     member: str
     version: int
     submitted_at: str
+    body: str
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """A market's clearing: the result body (JSON), when, and the ledger block it is in
+    (None when the service keeps no ledger)."""
+
+    market_id: str
+    cleared_at: str
+    body: str
+    block_height: int | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A market event, numbered in the order it happened (ids increase, across markets)."""
+
+    id: int
+    market_id: str
+    kind: str
+    at: str
     body: str
 
 
@@ -144,6 +184,15 @@ class ServiceStore:
             )
             return cursor.rowcount == 1
 
+    def markets(self) -> list[MarketRow]:
+        """Every market, by gate closure then id."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, template, members, gate_closure, created_at FROM markets "
+                "ORDER BY gate_closure, id"
+            ).fetchall()
+        return [MarketRow(*row) for row in rows]
+
     def market(self, market_id: str) -> MarketRow | None:
         with self._connect() as db:
             row = db.execute(
@@ -190,20 +239,25 @@ class ServiceStore:
 
     # --- results ----------------------------------------------------------------------
 
-    def save_result(self, market_id: str, body: str, cleared_at: str) -> bool:
-        """Store the clearing of `market_id`; False, changing nothing, when one is stored."""
+    def save_result(
+        self, market_id: str, body: str, cleared_at: str, block_height: int | None = None
+    ) -> bool:
+        """Store the clearing of `market_id` (and the ledger block it is in); False, changing
+        nothing, when one is stored."""
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO results VALUES (?, ?, ?)", (market_id, cleared_at, body)
+                "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
+                (market_id, cleared_at, body, block_height),
             )
             return cursor.rowcount == 1
 
-    def result(self, market_id: str) -> str | None:
+    def result(self, market_id: str) -> ResultRow | None:
         with self._connect() as db:
             row = db.execute(
-                "SELECT body FROM results WHERE market_id = ?", (market_id,)
+                "SELECT market_id, cleared_at, body, block_height FROM results WHERE market_id = ?",
+                (market_id,),
             ).fetchone()
-        return str(row[0]) if row is not None else None
+        return ResultRow(*row) if row is not None else None
 
     # --- readings ---------------------------------------------------------------------
 
@@ -224,6 +278,34 @@ class ServiceStore:
                 (market_id,),
             ).fetchall()
         return {str(member): str(body) for member, body in rows}
+
+    # --- events -----------------------------------------------------------------------
+
+    def add_event(self, market_id: str, kind: str, body: str, at: str) -> int:
+        """Append an event; its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO events (market_id, kind, at, body) VALUES (?, ?, ?, ?)",
+                (market_id, kind, at, body),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def events(self, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        """The events whose id is above `after`, oldest first, at most `limit`."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, market_id, kind, at, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    def has_event(self, market_id: str, kind: str) -> bool:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT 1 FROM events WHERE market_id = ? AND kind = ? LIMIT 1",
+                (market_id, kind),
+            ).fetchone()
+        return row is not None
 
     # --- inspection -------------------------------------------------------------------
 
