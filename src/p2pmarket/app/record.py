@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from p2pmarket.app.run import MarketRun
-from p2pmarket.ledger.blocks import Block
+from p2pmarket.ledger.blocks import Block, Record
 from p2pmarket.ledger.runs import append_run
 from p2pmarket.ledger.store import open_store
 
@@ -21,10 +22,13 @@ class Recorded:
     url: str
 
 
-def record_run(run: MarketRun, url: str, key: Path | str) -> Recorded:
+def record_run(
+    run: MarketRun, url: str, key: Path | str, *, first: Sequence[Record] = ()
+) -> Recorded:
     """Append `run` to the ledger at `url` (created if new), signed with the private key file
-    `key`: its settled trades with their energy prices, and each peer's bill. Raises
-    `LedgerError` (bad URL or key, another ledger's key) and `LedgerIntegrityError`."""
+    `key`: the records `first` (e.g. the market cleared), its settled trades with their
+    energy prices, and each peer's bill. Raises `LedgerError` (bad URL or key, another
+    ledger's key) and `LedgerIntegrityError`."""
     with open_store(url, create=True) as store:
         block = append_run(
             store,
@@ -32,5 +36,6 @@ def record_run(run: MarketRun, url: str, key: Path | str) -> Recorded:
             run.result,
             run.settlement.bills,
             trades=run.settlement.priced_trades(),
+            first=first,
         )
         return Recorded(block, store.url)

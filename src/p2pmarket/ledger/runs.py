@@ -276,14 +276,16 @@ def append_run(
     settlement_lines: pd.DataFrame | None = None,
     *,
     trades: pd.DataFrame | None = None,
+    first: Sequence[Record] = (),
     clock: Callable[[], datetime] | None = None,
 ) -> Block:
     """Append a cleared run as one block signed with the private key in `private_key_path`;
-    return the block. The block records `trades` (default: the result's own trades; a
-    settlement's `priced_trades()` adds each trade's energy price) and, when given, the
-    settlement lines (one per peer, e.g. the bills)."""
+    return the block. The block records `first` (e.g. the market the run cleared), then
+    `trades` (default: the result's own trades; a settlement's `priced_trades()` adds each
+    trade's energy price) and, when given, the settlement lines (one per peer, e.g. the
+    bills)."""
     key = load_private_key(Path(private_key_path))
-    records = trade_records(result.trades if trades is None else trades)
+    records = list(first) + trade_records(result.trades if trades is None else trades)
     if settlement_lines is not None:
         records += settlement_records(settlement_lines)
     scenario = result.scenario

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "RecordProof",
     "SignedHead",
     "VerificationReport",
+    "block_proofs",
     "check_tip",
     "expected_key",
     "prove",
@@ -498,27 +499,38 @@ def prove(store: LedgerStore | str, record_id: str) -> list[RecordProof]:
     if not 8 <= len(wanted) <= 64 or any(c not in "0123456789abcdef" for c in wanted):
         raise LedgerError(f"record id {record_id!r} is not 8 to 64 hexadecimal digits")
     proofs = []
-    for height, position, full_id in store.find_record(wanted):
-        block = store.block(height)
-        if block is None:
-            raise LedgerIntegrityError(height, Reason.MISSING_BLOCK.value, "no such block")
-        for i, stored in enumerate(block.records):
-            if stored.position != i:
-                raise LedgerIntegrityError(
-                    height, Reason.REMOVED_RECORD.value, f"record {i} is missing"
-                )
-        if position >= len(block.records):
+    for height, position, _ in store.find_record(wanted):
+        proofs += block_proofs(store, height, [position])
+    if not proofs:
+        raise LedgerError(f"no record with id {wanted} in {store.url}")
+    return proofs
+
+
+def block_proofs(store: LedgerStore, height: int, positions: Sequence[int]) -> list[RecordProof]:
+    """A proof for each record at `positions` of block `height`, from one read of the block
+    (`LedgerIntegrityError` when the block or a record is missing or a record id malformed)."""
+    block = store.block(height)
+    if block is None:
+        raise LedgerIntegrityError(height, Reason.MISSING_BLOCK.value, "no such block")
+    for i, stored in enumerate(block.records):
+        if stored.position != i:
+            raise LedgerIntegrityError(
+                height, Reason.REMOVED_RECORD.value, f"record {i} is missing"
+            )
+    ids = [r.record_id for r in block.records]
+    if any(_HEX64.fullmatch(i) is None for i in ids):
+        raise LedgerIntegrityError(
+            height, Reason.CHANGED_RECORD.value, "a record id is not 64 hexadecimal digits"
+        )
+    proofs = []
+    for position in positions:
+        if not 0 <= position < len(block.records):
             raise LedgerIntegrityError(
                 height, Reason.REMOVED_RECORD.value, f"record {position} is missing"
             )
-        ids = [r.record_id for r in block.records]
-        if any(_HEX64.fullmatch(i) is None for i in ids):
-            raise LedgerIntegrityError(
-                height, Reason.CHANGED_RECORD.value, "a record id is not 64 hexadecimal digits"
-            )
         proofs.append(
             RecordProof(
-                record_id=full_id,
+                record_id=ids[position],
                 record=block.records[position].body,
                 height=height,
                 position=position,
@@ -527,8 +539,6 @@ def prove(store: LedgerStore | str, record_id: str) -> list[RecordProof]:
                 signature=block.signature,
             )
         )
-    if not proofs:
-        raise LedgerError(f"no record with id {wanted} in {store.url}")
     return proofs
 
 
