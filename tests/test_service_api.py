@@ -9,6 +9,7 @@ template and the orders (not through the service's code), and the imbalance agai
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import threading
 import time
@@ -32,7 +33,10 @@ from p2pmarket.core.settlement.imbalance import (  # noqa: E402
     schedule_readings,
     settle_imbalance,
 )
+from p2pmarket.ledger import RecordProof, generate_keypair, open_store, verify_proof  # noqa: E402
 from p2pmarket.service.app import create_app  # noqa: E402
+from p2pmarket.service.recording import ServiceLedger  # noqa: E402
+from p2pmarket.service.sessions import RateLimiter  # noqa: E402
 from p2pmarket.service.store import MIGRATIONS, ServiceStore  # noqa: E402
 
 MEMBERS = ("P2", "P3", "P4", "P5")
@@ -55,22 +59,36 @@ class Service:
     store: ServiceStore
     clock: Clock
     keys: dict[str, Ed25519PrivateKey]
+    app: Any
+    ledger_url: str
 
     def client(self, key_id: str | None) -> httpx.Client:
         auth = MemberAuth(self.keys[key_id], key_id) if key_id is not None else None
         return httpx.Client(base_url=self.url, auth=auth, timeout=60)
 
+    def blocks(self) -> list[Any]:
+        """The ledger's blocks but genesis, read from its store directly."""
+        with open_store(self.ledger_url, create=True) as ledger:
+            return [b for b in ledger.blocks() if b.height > 0]
+
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
+    """The service on a free port, recording in a SQLite ledger; a test marked
+    `service_options(...)` passes those keywords on to `create_app`."""
     keys = {name: Ed25519PrivateKey.generate() for name in (MANAGER, *MEMBERS)}
     store = ServiceStore(tmp_path / "service.db")
     clock = Clock()
+    generate_keypair(tmp_path / "ledger.key")
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    marker = request.node.get_closest_marker("service_options")
     app = create_app(
         store,
         manager_key_id=MANAGER,
         keys={name: key.public_key() for name, key in keys.items()},
         clock=clock,
+        ledger=ServiceLedger(ledger_url, tmp_path / "ledger.key"),
+        **(marker.kwargs if marker is not None else {}),
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -83,7 +101,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield Service(f"http://127.0.0.1:{port}", store, clock, keys)
+        yield Service(f"http://127.0.0.1:{port}", store, clock, keys, app, ledger_url)
     finally:
         server.should_exit = True
         thread.join(timeout=20)
@@ -171,6 +189,31 @@ def test_a_full_day(service: Service) -> None:
         other = p3.get(f"/v1/markets/{market}/members/P2/bill")
     assert other.status_code == 403
 
+    # One block however often the market is cleared; each member's trades proven in it.
+    (block,) = service.blocks()
+    assert cleared.json()["ledger"]["height"] == block.height
+    public_key = cleared.json()["ledger"]["public_key"]
+    trades = expected.settlement.priced_trades()
+    for member in MEMBERS:
+        with service.client(member) as client:
+            response = client.get(f"/v1/markets/{market}/members/{member}/proofs")
+        assert response.status_code == 200, response.text
+        found = []
+        for proof in response.json()["proofs"]:
+            header = verify_proof(RecordProof.from_dict(proof), public_key)
+            assert header.height == block.height
+            record = proof["record"]
+            found.append((record["period"], record["seller"], record["buyer"], record["route"]))
+            assert float(record["energy_kwh"]) > 0
+        mine = trades[(trades["seller"] == member) | (trades["buyer"] == member)]
+        assert sorted(found) == sorted(
+            zip(mine["period"], mine["seller"], mine["buyer"], mine["route"], strict=True)
+        )
+    with service.client("P3") as p3:
+        assert p3.get(f"/v1/markets/{market}/members/P2/proofs").status_code == 403
+        status = p3.get("/v1/ledger").json()
+    assert status["verified"] is True and status["blocks"] == 2  # genesis and the market's
+
     readings = schedule_readings(expected.billed).set_index("peer")
     readings.loc["P2", "net_kwh"] += 2.0  # short by 2 kWh
     readings.loc["P3", "net_kwh"] -= 1.0  # long by 1 kWh
@@ -216,7 +259,13 @@ def test_an_infeasible_market_is_409_and_stores_nothing(service: Service) -> Non
     body = response.json()
     assert body["error"] == "infeasible"
     assert (body["peer"], body["period"]) == ("P2", 0), body
-    assert service.store.snapshot() == before
+    after = service.store.snapshot()
+    assert after["results"] == before["results"] == []
+    assert service.blocks() == []
+    reported = [e for e in service.store.events() if e.kind == "clear-failed"]
+    assert len(reported) == 1
+    report = json.loads(reported[0].body)
+    assert (report["audience"], report["peer"], report["period"]) == ("manager", "P2", 0)
 
 
 # --- security ---------------------------------------------------------------------------
@@ -318,3 +367,171 @@ def test_the_docs_example_runs() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/service.md", "exec"), {})
+
+
+# --- reading: market status, results, sessions, events ------------------------------------
+
+
+def order_and_close(service: Service, market: str) -> None:
+    for member, order in ORDERS.items():
+        with service.client(member) as client:
+            assert client.put(f"/v1/markets/{market}/orders/{member}", json=order).is_success
+    service.clock.now += timedelta(hours=2)
+
+
+def test_markets_and_results_are_shown_to_whom_they_concern(service: Service) -> None:
+    market = create_market(service)
+    with service.client("P2") as p2:
+        p2.put(f"/v1/markets/{market}/orders/P2", json=ORDERS["P2"])
+        (listed,) = p2.get("/v1/markets").json()["markets"]
+    assert (listed["status"], listed["orders_received"]) == ("open", 1)
+    with service.client(MANAGER) as manager:
+        assert manager.get(f"/v1/markets/{market}").json()["ordered"] == ["P2"]
+    order_and_close(service, market)
+    with service.client("P3") as p3:
+        assert p3.get(f"/v1/markets/{market}").json()["status"] == "closed"
+        assert p3.get(f"/v1/markets/{market}/result").status_code == 409
+    with service.client(MANAGER) as manager:
+        manager.post(f"/v1/markets/{market}/clear")
+        whole = manager.get(f"/v1/markets/{market}/result").json()
+    with service.client("P3") as p3:
+        mine = p3.get(f"/v1/markets/{market}/result").json()
+        assert p3.get(f"/v1/markets/{market}").json()["status"] == "cleared"
+    assert {t["seller"] for t in whole["trades"]} | {t["buyer"] for t in whole["trades"]} > {"P3"}
+    assert mine["trades"] == [t for t in whole["trades"] if "P3" in (t["seller"], t["buyer"])]
+    assert {d["peer"] for d in mine["dispatch"]} == {"P3"}
+    assert [b["peer"] for b in mine["bills"]] == ["P3"]
+    assert mine["prices"] == whole["prices"]
+
+
+def test_a_session_token_reads_but_never_writes(service: Service) -> None:
+    market = create_market(service)
+    with service.client("P2") as p2:
+        session = p2.post("/v1/sessions")
+    assert session.status_code == 201, session.text
+    token = session.json()["token"]
+    assert session.json()["role"] == "member"
+    with service.client(None) as browser:
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert browser.get(f"/v1/markets/{market}", headers=bearer).status_code == 200
+        other = browser.get(f"/v1/markets/{market}/orders/P3/history", headers=bearer)
+        assert other.status_code == 403
+        write = browser.put(f"/v1/markets/{market}/orders/P2", json=ORDERS["P2"], headers=bearer)
+        assert (write.status_code, write.json()["error"]) == (401, "session-read-only")
+        forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        response = browser.get("/v1/markets", headers={"Authorization": f"Bearer {forged}"})
+        assert (response.status_code, response.json()["error"]) == (401, "bad-token")
+        assert token not in response.text
+    assert service.store.latest_orders(market) == {}
+
+
+def test_an_expired_session_is_401(tmp_path: Path) -> None:
+    from p2pmarket.service.sessions import SessionTokens
+
+    now = [1_000_000.0]
+    tokens = SessionTokens(ttl=60, clock=lambda: now[0])
+    token, expires = tokens.issue("P2")
+    assert tokens.check(token) == "P2" and expires == 1_000_060
+    now[0] += 61
+    with pytest.raises(Exception, match="expired") as raised:
+        tokens.check(token)
+    assert getattr(raised.value, "status", None) == 401
+    with pytest.raises(Exception, match="not one of this service"):
+        SessionTokens(ttl=60, clock=lambda: now[0]).check(tokens.issue("P2")[0])
+
+
+@pytest.mark.service_options(rate_limit=RateLimiter(per_second=0.5, burst=3))
+def test_a_member_over_its_rate_is_429_and_others_are_not(service: Service) -> None:
+    with service.client("P2") as p2:
+        answers = [p2.get("/v1/markets").status_code for _ in range(4)]
+        last = p2.get("/v1/markets")
+    assert answers == [200, 200, 200, 429]
+    assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
+    with service.client("P3") as p3:
+        assert p3.get("/v1/markets").status_code == 200
+
+
+def read_events(client: httpx.Client, until: str, after: int = 0) -> list[dict[str, Any]]:
+    """The server-sent events up to the first of kind `until`, parsed field by field."""
+    found: list[dict[str, Any]] = []
+    with client.stream("GET", f"/v1/events?after={after}", timeout=30) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        for line in stream.iter_lines():
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            found.append(
+                {"id": int(fields["id"]), "kind": fields["event"], **json.loads(fields["data"])}
+            )
+            fields = {}
+            if found[-1]["kind"] == until:
+                return found
+    raise AssertionError(f"the stream ended before {until}")
+
+
+def test_the_event_stream_tells_each_caller_what_concerns_it(service: Service) -> None:
+    market = create_market(service)
+    order_and_close(service, market)
+    with service.client(MANAGER) as manager:
+        manager.post(f"/v1/markets/{market}/clear")
+        seen = read_events(manager, until="cleared")
+    with service.client("P2") as p2:
+        member = read_events(p2, until="cleared")
+        resumed = read_events(p2, until="cleared", after=member[0]["id"])
+    kinds = [e["kind"] for e in seen]
+    assert kinds == ["market-created", *["order-received"] * 4, "gate-closed", "cleared"]
+    assert [e["kind"] for e in member] == ["market-created", "gate-closed", "cleared"]
+    assert resumed == member[1:]
+    assert all(e["market_id"] == market for e in seen)
+    (block,) = service.blocks()
+    assert member[-1]["ledger_height"] == block.height
+
+
+def test_the_scheduler_clears_at_gate_closure_once(service: Service) -> None:
+    market = create_market(service)
+    assert service.app.state.tick() == []  # the gate is open
+    order_and_close(service, market)
+    assert service.app.state.tick() == [market]
+    assert service.app.state.tick() == []
+    assert len(service.blocks()) == 1
+    expected = p2pmarket.run_market(with_orders(template(), ORDERS))
+    with service.client("P4") as p4:
+        bill = p4.get(f"/v1/markets/{market}/members/P4/bill").json()["bill"]
+    assert bill["cost_market"] == pytest.approx(
+        expected.settlement.bills.set_index("peer").loc["P4", "cost_market"], abs=1e-9
+    )
+
+
+def test_a_market_is_cleared_as_it_says(service: Service) -> None:
+    gate = (service.clock.now + timedelta(hours=1)).isoformat()
+    with service.client(MANAGER) as manager:
+        created = manager.post(
+            "/v1/markets",
+            json={
+                "scenario": template(),
+                "gate_closure": gate,
+                "clearing": {"design": "community", "rule": "pay-as-offer"},
+            },
+        )
+        wrong = manager.post(
+            "/v1/markets",
+            json={"scenario": template(), "gate_closure": gate, "clearing": {"rule": "cheap"}},
+        )
+    assert created.status_code == 201, created.text
+    assert wrong.status_code == 422 and wrong.json()["field"] == "clearing.rule"
+    market = created.json()["market_id"]
+    order_and_close(service, market)
+    with service.client(MANAGER) as manager:
+        cleared = manager.post(f"/v1/markets/{market}/clear").json()
+    assert (cleared["design"], cleared["rule"]) == ("community", "pay-as-offer")
+    expected = p2pmarket.run_market(
+        with_orders(template(), ORDERS), design="community", rule="pay-as-offer"
+    )
+    bills = expected.settlement.bills.set_index("peer")
+    for row in cleared["bills"]:
+        assert row["cost_market"] == pytest.approx(bills.loc[row["peer"], "cost_market"], abs=1e-9)

@@ -18,7 +18,7 @@ import copy
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -27,6 +27,7 @@ from p2pmarket.errors import InputError
 
 __all__ = [
     "Bid",
+    "Clearing",
     "MarketCreate",
     "Offer",
     "Order",
@@ -44,12 +45,27 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
+class Clearing(_Body):
+    """How a market is cleared: its design (default: the scenario's), objective and
+    settlement rule, by their names as `p2pmarket run` takes them."""
+
+    design: Literal["p2p", "community", "hybrid"] | None = None
+    objective: Literal["system-cost", "paper"] | None = None
+    rule: Literal["marginal", "pay-as-offer", "mid-market"] = "marginal"
+
+    def options(self) -> dict[str, str]:
+        """The choices made, as `run_market`'s keywords."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class MarketCreate(_Body):
     """`POST /v1/markets`: a scenario template (the file format, as `Scenario.from_dict` takes
-    it; the members are its peers but the grid) and the gate closure, ISO-8601 with a zone."""
+    it; the members are its peers but the grid), the gate closure, ISO-8601 with a zone, and
+    how the market is cleared (optional)."""
 
     scenario: dict[str, Any]
     gate_closure: AwareDatetime = Field(strict=False)
+    clearing: Clearing | None = None
 
 
 class Offer(_Body):
