@@ -8,140 +8,48 @@ template and the orders (not through the service's code), and the imbalance agai
 
 from __future__ import annotations
 
-import copy
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+pytest.importorskip("httpx")
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-
-import p2pmarket  # noqa: E402
-from p2pmarket.client import MemberAuth, signed_headers  # noqa: E402
-from p2pmarket.core.settlement.imbalance import (  # noqa: E402
+import p2pmarket
+from p2pmarket.client import signed_headers
+from p2pmarket.core.settlement.imbalance import (
     schedule_readings,
     settle_imbalance,
 )
-from p2pmarket.ledger import RecordProof, generate_keypair, open_store, verify_proof  # noqa: E402
-from p2pmarket.service.app import create_app  # noqa: E402
-from p2pmarket.service.recording import ServiceLedger  # noqa: E402
-from p2pmarket.service.sessions import RateLimiter  # noqa: E402
-from p2pmarket.service.store import MIGRATIONS, ServiceStore  # noqa: E402
-
-MEMBERS = ("P2", "P3", "P4", "P5")
-MANAGER = "manager"
-
-
-@dataclass
-class Clock:
-    """The market's clock, moved by the test."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Service:
-    url: str
-    store: ServiceStore
-    clock: Clock
-    keys: dict[str, Ed25519PrivateKey]
-    app: Any
-    ledger_url: str
-
-    def client(self, key_id: str | None) -> httpx.Client:
-        auth = MemberAuth(self.keys[key_id], key_id) if key_id is not None else None
-        return httpx.Client(base_url=self.url, auth=auth, timeout=60)
-
-    def blocks(self) -> list[Any]:
-        """The ledger's blocks but genesis, read from its store directly."""
-        with open_store(self.ledger_url, create=True) as ledger:
-            return [b for b in ledger.blocks() if b.height > 0]
+from p2pmarket.ledger import RecordProof, verify_proof
+from p2pmarket.service.sessions import RateLimiter
+from p2pmarket.service.store import MIGRATIONS, ServiceStore
+from service_support import (
+    MANAGER,
+    MEMBERS,
+    ORDERS,
+    Service,
+    create_market,
+    order_and_close,
+    read_events,
+    running_service,
+    template,
+    with_orders,
+)
 
 
 @pytest.fixture
 def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service]:
     """The service on a free port, recording in a SQLite ledger; a test marked
     `service_options(...)` passes those keywords on to `create_app`."""
-    keys = {name: Ed25519PrivateKey.generate() for name in (MANAGER, *MEMBERS)}
-    store = ServiceStore(tmp_path / "service.db")
-    clock = Clock()
-    generate_keypair(tmp_path / "ledger.key")
-    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     marker = request.node.get_closest_marker("service_options")
-    app = create_app(
-        store,
-        manager_key_id=MANAGER,
-        keys={name: key.public_key() for name, key in keys.items()},
-        clock=clock,
-        ledger=ServiceLedger(ledger_url, tmp_path / "ledger.key"),
-        **(marker.kwargs if marker is not None else {}),
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield Service(f"http://127.0.0.1:{port}", store, clock, keys, app, ledger_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
-
-
-def template() -> dict[str, Any]:
-    return p2pmarket.cases.load("five-peer-case-2").to_dict()
-
-
-ORDERS: dict[str, dict[str, Any]] = {
-    "P2": {"bid": {"load_kw": [150.0]}},
-    "P3": {"offer": {"max_kw": [240.0], "offer_per_kwh": 0.045}, "bid": {"load_kw": [40.0]}},
-    "P4": {"bid": {"load_kw": [90.0]}},
-    "P5": {"offer": {"max_kw": [180.0], "offer_per_kwh": 0.052}},
-}
-
-
-def with_orders(data: dict[str, Any], orders: dict[str, dict[str, Any]]) -> p2pmarket.Scenario:
-    """The scenario the orders make of `data`, built here independently of the service."""
-    data = copy.deepcopy(data)
-    for peer in data["peers"]:
-        order = orders.get(peer["id"], {})
-        if "bid" in order:
-            peer["load_kw"] = order["bid"]["load_kw"]
-        if "offer" in order:
-            peer["generation"] = {**(peer["generation"] or {}), **order["offer"]}
-    return p2pmarket.Scenario.from_dict(data)
-
-
-def create_market(service: Service, data: dict[str, Any] | None = None) -> str:
-    gate = service.clock.now + timedelta(hours=1)
-    with service.client(MANAGER) as manager:
-        response = manager.post(
-            "/v1/markets",
-            json={"scenario": data or template(), "gate_closure": gate.isoformat()},
-        )
-    assert response.status_code == 201, response.text
-    assert response.json()["members"] == list(MEMBERS)
-    return str(response.json()["market_id"])
+    with running_service(tmp_path, **(marker.kwargs if marker is not None else {})) as running:
+        yield running
 
 
 def test_a_full_day(service: Service) -> None:
@@ -372,13 +280,6 @@ def test_the_docs_example_runs() -> None:
 # --- reading: market status, results, sessions, events ------------------------------------
 
 
-def order_and_close(service: Service, market: str) -> None:
-    for member, order in ORDERS.items():
-        with service.client(member) as client:
-            assert client.put(f"/v1/markets/{market}/orders/{member}", json=order).is_success
-    service.clock.now += timedelta(hours=2)
-
-
 def test_markets_and_results_are_shown_to_whom_they_concern(service: Service) -> None:
     market = create_market(service)
     with service.client("P2") as p2:
@@ -449,29 +350,6 @@ def test_a_member_over_its_rate_is_429_and_others_are_not(service: Service) -> N
     assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
     with service.client("P3") as p3:
         assert p3.get("/v1/markets").status_code == 200
-
-
-def read_events(client: httpx.Client, until: str, after: int = 0) -> list[dict[str, Any]]:
-    """The server-sent events up to the first of kind `until`, parsed field by field."""
-    found: list[dict[str, Any]] = []
-    with client.stream("GET", f"/v1/events?after={after}", timeout=30) as stream:
-        assert stream.status_code == 200
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        fields: dict[str, str] = {}
-        for line in stream.iter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            found.append(
-                {"id": int(fields["id"]), "kind": fields["event"], **json.loads(fields["data"])}
-            )
-            fields = {}
-            if found[-1]["kind"] == until:
-                return found
-    raise AssertionError(f"the stream ended before {until}")
 
 
 def test_the_event_stream_tells_each_caller_what_concerns_it(service: Service) -> None:
