@@ -47,7 +47,7 @@ from p2pmarket.cli.report_cmd import (
     write_comparison_figure,
     write_run_extras,
 )
-from p2pmarket.cli.serve_cmd import serve
+from p2pmarket.cli.serve_cmd import serve, session
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.scenario.messages import plural
@@ -336,6 +336,7 @@ def paper(
 
 app.command("report")(errors_to_exit_codes(report))
 app.command("serve")(errors_to_exit_codes(serve))
+app.command("session")(errors_to_exit_codes(session))
 
 
 def _print_version(value: bool) -> None:

@@ -425,6 +425,7 @@ def create_app(
             except InfeasibleMarketError as exc:
                 event(market.id, "clear-failed", audience="manager", **_infeasible_body(exc))
                 raise
+            _failpoint("before-ledger")
             body = _result_body(market.id, run)
             height = None
             if ledger is not None:
