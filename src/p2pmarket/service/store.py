@@ -1,24 +1,43 @@
-"""The market service's state in one SQLite file: markets, orders (every version kept),
-clearing results and meter readings.
+"""The market service's state: markets, orders (every version kept), clearing results, meter
+readings and market events, in SQLite (the default) or PostgreSQL.
+
+`ServiceStore(target)` opens the store `target` names, the way the ledger's `open_store` reads
+a URL (`p2pmarket.ledger.store`): a file path or `sqlite:///relative/path.db`,
+`sqlite:////absolute/path.db` for one SQLite file (standard library only), or
+`postgresql://user@host:port/database` (or `postgres://`, any libpq URL) for PostgreSQL through
+psycopg 3, with the tables in the connection's current schema
+(`?options=-csearch_path%3Dname` puts them in schema `name`).
 
 The schema is versioned: `schema_version` holds the number of migrations applied, and
 `MIGRATIONS` is the ordered list of functions that bring a database from one version to the
-next, each run once, in its own transaction. A database of a newer version than this code
-knows is refused. The file is in WAL mode (readers do not block the writer); each call opens
-its own connection, so the store may be shared by the threads of the server.
+next, each run once, in its own transaction, on either database: a migration names its column
+types in braces (`{text}`, `{integer}`, `{serial}`), which `StoreConnection.define` fills in
+for the database at hand. Every write runs in a transaction that first takes a lock that
+serialises writers (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `LOCK TABLE schema_version IN SHARE
+ROW EXCLUSIVE MODE`, which readers do not wait for), so an order's versions count 1, 2, 3...
+without a gap, event ids are committed in the order they are numbered, and two processes
+migrating the same database at once apply each migration once (each re-reads the version under
+the lock). A database of a newer version than this code knows is refused. Each call opens its
+own connection, so the store may be shared by the threads of the server; a SQLite file is in
+WAL mode (readers do not block the writer).
 
-Stored bodies are JSON text as the service validated it; the store does not interpret them.
+Both databases answer alike: PostgreSQL's text columns compare and sort by code point
+(`COLLATE "C"`), as SQLite's do, and its integers are 64-bit, as SQLite's are. Stored bodies
+are JSON text as the service validated it; the store does not interpret them.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
-from p2pmarket.errors import P2PMarketError
+from p2pmarket.errors import LedgerError, P2PMarketError
+from p2pmarket.ledger.store import sqlite_path, store_kind
 
 __all__ = [
     "MIGRATIONS",
@@ -28,48 +47,102 @@ __all__ = [
     "ResultRow",
     "ServiceStore",
     "ServiceStoreError",
+    "StoreConnection",
 ]
 
 
 class ServiceStoreError(P2PMarketError):
-    """The service's database cannot be used (a newer schema than this code knows)."""
+    """The service's database cannot be used: a newer schema than this code knows, a URL of no
+    known kind; on PostgreSQL, a server that cannot be reached or any other database error
+    (SQLite's errors are `sqlite3`'s, as they always were)."""
 
 
-def _v1(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE markets (id TEXT PRIMARY KEY, template TEXT NOT NULL, "
-        "members TEXT NOT NULL, gate_closure TEXT NOT NULL, created_at TEXT NOT NULL)"
+class _Cursor(Protocol):
+    """What this module reads of a `sqlite3` or a psycopg cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class StoreConnection:
+    """A connection to the store's database, in this module's SQL: `?` placeholders, column
+    types in braces in `define`. This one is SQLite's; PostgreSQL's is a subclass
+    (`p2pmarket.service.postgres_store`)."""
+
+    placeholder: ClassVar[str] = "?"
+    types: ClassVar[Mapping[str, str]] = {
+        "text": "TEXT",
+        "integer": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    }
+    """What the column types a migration names stand for in this database."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        cursor: _Cursor = self.raw.execute(sql, tuple(params))
+        return cursor
+
+    def define(self, ddl: str) -> None:
+        """Run a schema statement whose column types are named in braces (`{text}`)."""
+        self.raw.execute(ddl.format_map(self.types))
+
+    def insert_id(self, sql: str, params: Sequence[object]) -> int:
+        """Run an INSERT into a table with a `{serial}` id; the new row's id."""
+        cursor: Any = self.execute(sql, params)  # a sqlite3 cursor: it has `lastrowid`
+        return int(cursor.lastrowid or 0)
+
+
+def _v1(db: StoreConnection) -> None:
+    db.define(
+        "CREATE TABLE markets (id {text} PRIMARY KEY, template {text} NOT NULL, "
+        "members {text} NOT NULL, gate_closure {text} NOT NULL, created_at {text} NOT NULL)"
     )
-    db.execute(
-        "CREATE TABLE orders (market_id TEXT NOT NULL REFERENCES markets(id), "
-        "member TEXT NOT NULL, version INTEGER NOT NULL, submitted_at TEXT NOT NULL, "
-        "body TEXT NOT NULL, PRIMARY KEY (market_id, member, version))"
+    db.define(
+        "CREATE TABLE orders (market_id {text} NOT NULL REFERENCES markets(id), "
+        "member {text} NOT NULL, version {integer} NOT NULL, submitted_at {text} NOT NULL, "
+        "body {text} NOT NULL, PRIMARY KEY (market_id, member, version))"
     )
-    db.execute(
-        "CREATE TABLE results (market_id TEXT PRIMARY KEY REFERENCES markets(id), "
-        "cleared_at TEXT NOT NULL, body TEXT NOT NULL)"
+    db.define(
+        "CREATE TABLE results (market_id {text} PRIMARY KEY REFERENCES markets(id), "
+        "cleared_at {text} NOT NULL, body {text} NOT NULL)"
     )
-    db.execute(
-        "CREATE TABLE readings (market_id TEXT NOT NULL REFERENCES markets(id), "
-        "member TEXT NOT NULL, submitted_at TEXT NOT NULL, body TEXT NOT NULL, "
+    db.define(
+        "CREATE TABLE readings (market_id {text} NOT NULL REFERENCES markets(id), "
+        "member {text} NOT NULL, submitted_at {text} NOT NULL, body {text} NOT NULL, "
         "PRIMARY KEY (market_id, member))"
     )
 
 
-def _v2(db: sqlite3.Connection) -> None:
+def _v2(db: StoreConnection) -> None:
     # The ledger block a clearing was recorded in, and the market events (SSE, docs/service.md).
-    db.execute("ALTER TABLE results ADD COLUMN block_height INTEGER")
-    db.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "market_id TEXT NOT NULL REFERENCES markets(id), kind TEXT NOT NULL, "
-        "at TEXT NOT NULL, body TEXT NOT NULL)"
+    db.define("ALTER TABLE results ADD COLUMN block_height {integer}")
+    db.define(
+        "CREATE TABLE events (id {serial}, "
+        "market_id {text} NOT NULL REFERENCES markets(id), kind {text} NOT NULL, "
+        "at {text} NOT NULL, body {text} NOT NULL)"
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_v1, _v2)
-"""Migration `i` brings the schema from version `i` to `i + 1`. Append; never edit one."""
+MIGRATIONS: Sequence[Callable[[StoreConnection], None]] = (_v1, _v2)
+"""Migration `i` brings the schema from version `i` to `i + 1`, on SQLite and on PostgreSQL
+alike. Append; never edit one."""
 
-_TABLES = ("markets", "orders", "results", "readings", "events")
+_KEYS = {
+    "markets": "id",
+    "orders": "market_id, member, version",
+    "results": "market_id",
+    "readings": "market_id, member",
+    "events": "id",
+}
+"""Each table's primary key: the order `snapshot` lists its rows in."""
 
 
 @dataclass(frozen=True)
@@ -115,25 +188,48 @@ class EventRow:
     body: str
 
 
-class ServiceStore:
-    """The service's SQLite database at `path`, created and migrated on opening."""
+class StoreBackend(ABC):
+    """Where a store's connections come from, and how its writers are serialised: SQLite's
+    here, PostgreSQL's in `p2pmarket.service.postgres_store`."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        with self._connect() as db:
+    url: str
+    """The database's URL, without any password: for messages."""
+    path: Path | None = None
+    """The SQLite file (None on PostgreSQL)."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[StoreConnection]:
+        """A connection of its own in autocommit mode, closed at the end."""
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[StoreConnection]:
+        """A transaction under the lock that serialises writers (taken before anything is
+        read), committed at the end, rolled back on an error."""
+
+    def create(self) -> AbstractContextManager[StoreConnection]:
+        """A transaction in which `schema_version` is made if it is absent, serialised with
+        any other process doing the same."""
+        return self.write()
+
+
+class _SqliteBackend(StoreBackend):
+    """One SQLite file in WAL mode; writers serialised by `BEGIN IMMEDIATE`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = self._file = path
+        self.url = f"sqlite:///{path}"
+        with self.read() as db:
             db.execute("PRAGMA journal_mode=WAL")
-        self._migrate()
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in autocommit mode; `BEGIN IMMEDIATE` where a call writes."""
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.execute("PRAGMA foreign_keys=ON")
-            yield db
+    def read(self) -> Iterator[StoreConnection]:
+        with closing(sqlite3.connect(self._file, timeout=30, isolation_level=None)) as raw:
+            raw.execute("PRAGMA foreign_keys=ON")
+            yield StoreConnection(raw)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
+    def write(self) -> Iterator[StoreConnection]:
+        with self.read() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -142,14 +238,41 @@ class ServiceStore:
                 raise
             db.execute("COMMIT")
 
+
+def _backend(target: str | Path) -> StoreBackend:
+    """The backend of a file path or a URL (see the module's docstring)."""
+    if not isinstance(target, str):
+        return _SqliteBackend(Path(target))
+    try:
+        if store_kind(target) == "sqlite":
+            return _SqliteBackend(Path(sqlite_path(target)))
+    except LedgerError as exc:
+        raise ServiceStoreError(str(exc)) from None
+    from p2pmarket.service.postgres_store import PostgresBackend
+
+    return PostgresBackend(target)
+
+
+class ServiceStore:
+    """The service's database at `path`: a file path, or a `sqlite:///` or `postgresql://`
+    URL (see the module's docstring); created and migrated on opening."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._backend = _backend(path)
+        self.url = self._backend.url
+        """The database's URL, without any password."""
+        self.path = self._backend.path
+        """The SQLite file (None on PostgreSQL)."""
+        self._migrate()
+
     def _migrate(self) -> None:
-        with self._write() as db:
+        with self._backend.create() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version VALUES (0)")
         while (version := self.schema_version) < len(MIGRATIONS):
-            with self._write() as db:
+            with self._backend.write() as db:
                 (current,) = db.execute("SELECT version FROM schema_version").fetchone()
                 if current != version:  # another process migrated meanwhile
                     continue
@@ -157,13 +280,13 @@ class ServiceStore:
                 db.execute("UPDATE schema_version SET version = ?", (version + 1,))
         if self.schema_version > len(MIGRATIONS):
             raise ServiceStoreError(
-                f"{self.path.name}: schema version {self.schema_version} is newer than this "
+                f"{self.url}: schema version {self.schema_version} is newer than this "
                 f"p2pmarket knows ({len(MIGRATIONS)}); upgrade p2pmarket"
             )
 
     @property
     def schema_version(self) -> int:
-        with self._connect() as db:
+        with self._backend.read() as db:
             (version,) = db.execute("SELECT version FROM schema_version").fetchone()
             return int(version)
 
@@ -171,9 +294,9 @@ class ServiceStore:
 
     def create_market(self, market: MarketRow) -> bool:
         """Store `market`; False, changing nothing, when a market of that id exists."""
-        with self._write() as db:
+        with self._backend.write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO markets VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO markets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     market.id,
                     market.template,
@@ -186,7 +309,7 @@ class ServiceStore:
 
     def markets(self) -> list[MarketRow]:
         """Every market, by gate closure then id."""
-        with self._connect() as db:
+        with self._backend.read() as db:
             rows = db.execute(
                 "SELECT id, template, members, gate_closure, created_at FROM markets "
                 "ORDER BY gate_closure, id"
@@ -194,7 +317,7 @@ class ServiceStore:
         return [MarketRow(*row) for row in rows]
 
     def market(self, market_id: str) -> MarketRow | None:
-        with self._connect() as db:
+        with self._backend.read() as db:
             row = db.execute(
                 "SELECT id, template, members, gate_closure, created_at FROM markets WHERE id = ?",
                 (market_id,),
@@ -205,7 +328,7 @@ class ServiceStore:
 
     def add_order(self, market_id: str, member: str, body: str, submitted_at: str) -> int:
         """Append a version of `member`'s order; its version number."""
-        with self._write() as db:
+        with self._backend.write() as db:
             (last,) = db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM orders WHERE market_id = ? AND member = ?",
                 (market_id, member),
@@ -217,7 +340,7 @@ class ServiceStore:
             return int(last) + 1
 
     def order_history(self, market_id: str, member: str) -> list[OrderRow]:
-        with self._connect() as db:
+        with self._backend.read() as db:
             rows = db.execute(
                 "SELECT member, version, submitted_at, body FROM orders "
                 "WHERE market_id = ? AND member = ? ORDER BY version",
@@ -227,7 +350,7 @@ class ServiceStore:
 
     def latest_orders(self, market_id: str) -> dict[str, OrderRow]:
         """Each member's latest order version, by member."""
-        with self._connect() as db:
+        with self._backend.read() as db:
             rows = db.execute(
                 "SELECT o.member, o.version, o.submitted_at, o.body FROM orders o "
                 "JOIN (SELECT member, MAX(version) AS v FROM orders WHERE market_id = ? "
@@ -244,15 +367,15 @@ class ServiceStore:
     ) -> bool:
         """Store the clearing of `market_id` (and the ledger block it is in); False, changing
         nothing, when one is stored."""
-        with self._write() as db:
+        with self._backend.write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
+                "INSERT INTO results VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (market_id, cleared_at, body, block_height),
             )
             return cursor.rowcount == 1
 
     def result(self, market_id: str) -> ResultRow | None:
-        with self._connect() as db:
+        with self._backend.read() as db:
             row = db.execute(
                 "SELECT market_id, cleared_at, body, block_height FROM results WHERE market_id = ?",
                 (market_id,),
@@ -263,16 +386,16 @@ class ServiceStore:
 
     def save_readings(self, market_id: str, member: str, body: str, submitted_at: str) -> bool:
         """Store `member`'s readings; False, changing nothing, when it has readings stored."""
-        with self._write() as db:
+        with self._backend.write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?)",
+                "INSERT INTO readings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (market_id, member, submitted_at, body),
             )
             return cursor.rowcount == 1
 
     def readings(self, market_id: str) -> dict[str, str]:
         """The stored readings of `market_id`, by member."""
-        with self._connect() as db:
+        with self._backend.read() as db:
             rows = db.execute(
                 "SELECT member, body FROM readings WHERE market_id = ? ORDER BY member",
                 (market_id,),
@@ -283,16 +406,15 @@ class ServiceStore:
 
     def add_event(self, market_id: str, kind: str, body: str, at: str) -> int:
         """Append an event; its id."""
-        with self._write() as db:
-            cursor = db.execute(
+        with self._backend.write() as db:
+            return db.insert_id(
                 "INSERT INTO events (market_id, kind, at, body) VALUES (?, ?, ?, ?)",
                 (market_id, kind, at, body),
             )
-            return int(cursor.lastrowid or 0)
 
     def events(self, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """The events whose id is above `after`, oldest first, at most `limit`."""
-        with self._connect() as db:
+        with self._backend.read() as db:
             rows = db.execute(
                 "SELECT id, market_id, kind, at, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (after, limit),
@@ -300,7 +422,7 @@ class ServiceStore:
         return [EventRow(*row) for row in rows]
 
     def has_event(self, market_id: str, kind: str) -> bool:
-        with self._connect() as db:
+        with self._backend.read() as db:
             row = db.execute(
                 "SELECT 1 FROM events WHERE market_id = ? AND kind = ? LIMIT 1",
                 (market_id, kind),
@@ -311,11 +433,13 @@ class ServiceStore:
 
     def snapshot(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, in a stable order: to tell that nothing was written."""
-        with self._connect() as db:
+        with self._backend.read() as db:
             return {
-                table: [tuple(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
-                for table in _TABLES
+                table: [
+                    tuple(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
+                ]
+                for table, key in _KEYS.items()
             }
 
     def __repr__(self) -> str:
-        return f"ServiceStore({str(self.path)!r})"
+        return f"ServiceStore({self.url!r})"
