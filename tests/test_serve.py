@@ -122,6 +122,7 @@ def test_serve_answers_a_signed_request_and_stops_on_ctrl_c(tmp_path: Path) -> N
         (["--keys", "{tmp}/keys", "--demo"], "--keys"),
         (["--keys", "{tmp}/keys", "--demo-dir", "{tmp}/d"], "--demo-dir"),
         (["--db", "{tmp}/market.db"], "--keys"),
+        (["--keys", "{tmp}/keys", "--db", "postgresql://nobody@127.0.0.1:1/none"], "--db"),
     ],
 )
 def test_serve_mistakes_are_one_line(tmp_path: Path, args: list[str], option: str) -> None:

@@ -50,7 +50,10 @@ def load_registered_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
 
 def serve(
     db: Annotated[
-        Path | None, typer.Option(help="The service's SQLite store (created if new).")
+        str | None,
+        typer.Option(
+            help="The service's store: a SQLite file (created if new) or a postgresql:// URL."
+        ),
     ] = None,
     keys: Annotated[
         Path | None,
@@ -62,7 +65,7 @@ def serve(
     ] = None,
     ledger: Annotated[
         str | None,
-        typer.Option(help="Ledger URL (default: sqlite:///DB-ledger.db beside --db)."),
+        typer.Option(help="Ledger URL (default: sqlite:///DB-ledger.db beside a --db file)."),
     ] = None,
     manager: Annotated[
         str, typer.Option(help="Key id of the manager (its MANAGER.pub is in --keys).")
@@ -92,7 +95,7 @@ def serve(
         from p2pmarket.service.app import create_app
         from p2pmarket.service.recording import ServiceLedger
         from p2pmarket.service.sessions import SessionTokens
-        from p2pmarket.service.store import ServiceStore
+        from p2pmarket.service.store import ServiceStore, ServiceStoreError
     except ImportError as exc:
         raise MissingExtraError("serve", exc.name or "fastapi", "service") from None
     if not 1 <= port <= 65535:
@@ -113,7 +116,8 @@ def serve(
             prepared = prepare_demo(directory)
         except (OSError, LedgerError) as exc:
             raise OptionError("--demo-dir", f"cannot use {str(directory)!r}: {exc}") from None
-        db, keys, key, ledger = prepared.db, prepared.keys, prepared.ledger_key, prepared.ledger_url
+        db, keys, key = str(prepared.db), prepared.keys, prepared.ledger_key
+        ledger = prepared.ledger_url
         schedule = schedule or 2.0
     elif demo_dir is not None:
         raise OptionError("--demo-dir", "is taken only with --demo")
@@ -126,9 +130,15 @@ def serve(
         raise OptionError("--manager", f"no {manager}{KEY_SUFFIX} in {str(keys)!r}")
     try:
         store = ServiceStore(db)
+    except ServiceStoreError as exc:
+        raise OptionError("--db", str(exc)) from None
     except (OSError, sqlite3.Error) as exc:
-        raise OptionError("--db", f"cannot open {str(db)!r}: {exc}") from None
-    url = ledger or f"sqlite:///{db.with_name(db.stem + '-ledger.db')}"
+        raise OptionError("--db", f"cannot open {db!r}: {exc}") from None
+    if ledger is None:
+        if store.path is None:
+            raise OptionError("--ledger", "is required when --db is not a SQLite file")
+        ledger = f"sqlite:///{store.path.with_name(store.path.stem + '-ledger.db')}"
+    url = ledger
     try:
         recorded = ServiceLedger(url, key)
     except LedgerError as exc:
