@@ -61,14 +61,25 @@ class Service:
 
 
 @contextmanager
-def running_service(tmp_path: Path, **options: Any) -> Iterator[Service]:
-    """The service in a thread of this process, uvicorn on a free port of 127.0.0.1,
-    recording in a SQLite ledger in `tmp_path`; `options` go to `create_app`."""
-    keys = {name: Ed25519PrivateKey.generate() for name in (MANAGER, *MEMBERS)}
+def running_service(
+    tmp_path: Path,
+    *,
+    keys: dict[str, Ed25519PrivateKey] | None = None,
+    store_nonces: bool = False,
+    **options: Any,
+) -> Iterator[Service]:
+    """The service in a thread of this process, uvicorn on a free port of 127.0.0.1, its
+    store and a SQLite ledger in `tmp_path` (kept there: running it again on the same
+    `tmp_path` is a restart); `keys` the registered private keys (default: new ones),
+    `store_nonces` keeps the nonces in the store; `options` go to `create_app`."""
+    keys = keys or {name: Ed25519PrivateKey.generate() for name in (MANAGER, *MEMBERS)}
     store = ServiceStore(tmp_path / "service.db")
     clock = Clock()
-    generate_keypair(tmp_path / "ledger.key")
+    if not (tmp_path / "ledger.key").exists():
+        generate_keypair(tmp_path / "ledger.key")
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if store_nonces:
+        options["nonces"] = store
     app = create_app(
         store,
         manager_key_id=MANAGER,

@@ -208,6 +208,23 @@ def test_refused_requests_write_nothing(service: Service) -> None:
     assert service.store.snapshot() == once
 
 
+def test_a_replay_is_refused_after_a_restart(tmp_path: Path) -> None:
+    with running_service(tmp_path, store_nonces=True) as first:
+        keys = first.keys
+        headers = signed_headers("GET", "/v1/markets", b"", keys["P2"], "P2")
+        with first.client(None) as anonymous:
+            assert anonymous.get("/v1/markets", headers=headers).status_code == 200
+            replay = anonymous.get("/v1/markets", headers=headers)
+            assert (replay.status_code, replay.json()["error"]) == (409, "replay")
+    with running_service(tmp_path, keys=keys, store_nonces=True) as restarted:
+        with restarted.client(None) as anonymous:
+            replay = anonymous.get("/v1/markets", headers=headers)
+        with restarted.client("P2") as p2:
+            fresh = p2.get("/v1/markets")
+    assert (replay.status_code, replay.json()["error"]) == (409, "replay")
+    assert fresh.status_code == 200
+
+
 def test_docs_and_openapi_are_public(service: Service) -> None:
     with service.client(None) as anonymous:
         schema = anonymous.get("/openapi.json").json()

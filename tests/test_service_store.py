@@ -233,7 +233,7 @@ def test_a_version_1_database_is_migrated_keeping_its_data(
     assert sql(store_url, "SELECT * FROM results") == [("m-a", "c0", '{"old": true}')]
 
     store = ServiceStore(store_url)
-    assert store.schema_version == len(MIGRATIONS) == 2
+    assert store.schema_version == len(MIGRATIONS) == 3
     assert store.markets() == [MARKETS[0]]
     assert [o.version for o in store.order_history("m-a", "P2")] == [1, 2, 3]
     assert store.add_order("m-a", "P2", "{}", "o3") == 4
@@ -241,14 +241,15 @@ def test_a_version_1_database_is_migrated_keeping_its_data(
     assert store.result("m-a") == ResultRow("m-a", "c0", '{"old": true}', None)
     assert store.events() == []
     assert store.add_event("m-a", "order", "{}", "e0") == 1
-    assert sql(store_url, "SELECT version FROM schema_version") == [(2,)]
+    assert sql(store_url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
 
 
 def test_a_newer_schema_is_refused(store_url: str) -> None:
     store = ServiceStore(store_url)
     store.create_market(MARKETS[0])
     sql(store_url, "UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
-    with pytest.raises(ServiceStoreError, match="schema version 3 is newer") as refused:
+    newer = f"schema version {len(MIGRATIONS) + 1} is newer"
+    with pytest.raises(ServiceStoreError, match=newer) as refused:
         ServiceStore(store_url)
     assert store.url in str(refused.value) and "\n" not in str(refused.value)
     assert sql(store_url, "SELECT id FROM markets") == [("m-a",)]  # nothing was touched
@@ -392,5 +393,26 @@ def test_postgresql_text_sorts_by_code_point(postgres_url: str) -> None:
         "SELECT table_name, column_name, collation_name FROM information_schema.columns "
         "WHERE table_schema = current_schema() AND data_type = 'text'",
     )
-    assert len(collations) == 5 + 4 + 3 + 4 + 4
+    assert len(collations) == 5 + 4 + 3 + 4 + 4 + 2  # markets orders results readings events nonces
     assert {c for _, _, c in collations} == {"C"}
+
+
+# ---- nonces ------------------------------------------------------------------------------
+
+
+def test_a_nonce_is_remembered_until_its_time_by_every_opener(store_url: str) -> None:
+    first, second = ServiceStore(store_url), ServiceStore(store_url)  # two processes' stores
+    assert first.remember("P2", "n1", until=1_000.0, now=700.0) is True
+    assert second.remember("P2", "n1", until=1_000.0, now=999.0) is False  # a replay
+    assert second.remember("P3", "n1", until=1_000.0, now=999.0) is True  # another key's
+    assert first.remember("P2", "n1", until=1_400.0, now=1_001.0) is True  # past its time
+    assert sql(store_url, "SELECT key_id, nonce FROM nonces ORDER BY key_id") == [
+        ("P2", "n1")
+    ]  # P3's expired nonce was forgotten on the way
+    assert "nonces" not in first.snapshot()
+
+
+def test_concurrent_requests_with_one_nonce_are_accepted_once(store_url: str) -> None:
+    store = ServiceStore(store_url)
+    accepted = _together(4, lambda _: store.remember("P2", "same", until=2_000.0, now=1_000.0))
+    assert sorted(accepted) == [False, False, False, True]

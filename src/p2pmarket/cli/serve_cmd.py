@@ -149,6 +149,7 @@ def serve(
         manager_key_id=manager,
         keys=registered,
         ledger=recorded,
+        nonces=store,  # shared by every process of the service, kept across restarts
         sessions=sessions,
         scheduler_interval=schedule or None,
     )

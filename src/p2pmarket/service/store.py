@@ -131,7 +131,17 @@ def _v2(db: StoreConnection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[StoreConnection], None]] = (_v1, _v2)
+def _v3(db: StoreConnection) -> None:
+    # The nonces of accepted signed requests, shared by every process of the service and kept
+    # across a restart (a replay within the signature's lifetime is refused after one too).
+    db.define(
+        "CREATE TABLE nonces (key_id {text} NOT NULL, nonce {text} NOT NULL, "
+        "until_ms {integer} NOT NULL, PRIMARY KEY (key_id, nonce))"
+    )
+    db.define("CREATE INDEX nonces_until ON nonces (until_ms)")
+
+
+MIGRATIONS: Sequence[Callable[[StoreConnection], None]] = (_v1, _v2, _v3)
 """Migration `i` brings the schema from version `i` to `i + 1`, on SQLite and on PostgreSQL
 alike. Append; never edit one."""
 
@@ -142,7 +152,8 @@ _KEYS = {
     "readings": "market_id, member",
     "events": "id",
 }
-"""Each table's primary key: the order `snapshot` lists its rows in."""
+"""Each table's primary key: the order `snapshot` lists its rows in. (`nonces` is left out:
+it is the signature layer's memory, written for every accepted request, not market state.)"""
 
 
 @dataclass(frozen=True)
@@ -430,6 +441,23 @@ class ServiceStore:
         return row is not None
 
     # --- inspection -------------------------------------------------------------------
+
+    # --- nonces (a `p2pmarket.service.signatures.NonceStore`) ----------------------------
+
+    def remember(self, key_id: str, nonce: str, *, until: float, now: float) -> bool:
+        """Record `nonce` of `key_id` until `until` (POSIX seconds) and say True; False,
+        recording nothing, when it is recorded and not past its time. One transaction, which
+        first forgets the nonces past their time."""
+        now_ms, until_ms = int(now * 1000), int(until * 1000) + 1
+        with self._backend.write() as db:
+            db.execute("DELETE FROM nonces WHERE until_ms < ?", (now_ms,))
+            known = db.execute(
+                "SELECT 1 FROM nonces WHERE key_id = ? AND nonce = ?", (key_id, nonce)
+            ).fetchone()
+            if known is not None:
+                return False
+            db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (key_id, nonce, until_ms))
+            return True
 
     def snapshot(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, in a stable order: to tell that nothing was written."""
