@@ -3,12 +3,15 @@ direct SQL on a store's tables (the way an attacker with database access would e
 
 PostgreSQL tests read the server's URL from P2PMARKET_TEST_POSTGRES_URL (`.ci/run` sources
 `.ci/postgres.sh`, which starts a server and sets it); they are skipped only when it is unset.
-Each test gets a schema of its own in that database, dropped afterwards.
+Each test gets a schema of its own in that database, dropped afterwards. Under pytest-xdist
+each worker uses a database of its own on that server instead (`p2pmarket_test_gw0`, ...:
+see `worker_database`), so that two workers never share a database-wide lock.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
@@ -17,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -32,7 +35,51 @@ def postgres_base_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set (source .ci/postgres.sh to start a server)")
-    return url
+    return worker_database(url)
+
+
+_WORKER_DATABASES: dict[str, str] = {}
+"""The URL of this xdist worker's database, by the URL it was made from (made at most once)."""
+
+
+def worker_database(url: str) -> str:
+    """The database the tests of this process use on the server of `url`: `url` itself
+    outside pytest-xdist; under it, database `<name>_<worker>` (`p2pmarket_test_gw0`, ...) on
+    the same server, created on first use if absent, so that the workers never share a
+    database (the ledger's advisory lock, for one, is database-wide). An unreachable server
+    raises here, as it would in the test: the test fails, it is not skipped."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    if url not in _WORKER_DATABASES:
+        import psycopg
+        from psycopg import sql as pgsql
+
+        if not re.fullmatch(r"[A-Za-z0-9_]+", worker):
+            raise ValueError(f"unexpected PYTEST_XDIST_WORKER {worker!r}")
+        parts = urlsplit(url)
+        base = unquote(parts.path.lstrip("/")) or parts.username or "postgres"  # libpq's default
+        name = f"{base}_{worker}"
+        with psycopg.connect(url, autocommit=True) as db:
+            if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                db.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+        _WORKER_DATABASES[url] = urlunsplit(parts._replace(path=f"/{quote(name)}"))
+    return _WORKER_DATABASES[url]
+
+
+def drop_worker_databases() -> None:
+    """Drop the databases `worker_database` made in this process (at the end of the session;
+    WITH (FORCE): a connection a killed test process left behind does not keep one)."""
+    import psycopg
+    from psycopg import sql as pgsql
+
+    while _WORKER_DATABASES:
+        url, worker_url = _WORKER_DATABASES.popitem()
+        name = unquote(urlsplit(worker_url).path.lstrip("/"))
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
+            )
 
 
 @contextmanager

@@ -46,7 +46,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ledger_support import POSTGRES_ENV, STORES, Clock, records, sql
+from ledger_support import POSTGRES_ENV, STORES, Clock, records, sql, worker_database
 from p2pmarket.errors import LedgerError, LedgerIntegrityError
 from p2pmarket.ledger import (
     BlockHeader,
@@ -81,7 +81,7 @@ EXAMPLES = int(os.environ.get("P2PMARKET_TAMPER_EXAMPLES", "40"))
 def postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if url:
-        return url
+        return worker_database(url)  # under pytest-xdist, this worker's own database
     if os.environ.get("P2PMARKET_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"P2PMARKET_REQUIRE_POSTGRES=1 but {POSTGRES_ENV} is not set")
     pytest.skip(f"{POSTGRES_ENV} is not set (source .ci/postgres.sh to start a server)")

@@ -9,6 +9,7 @@ template and the orders (not through the service's code), and the imbalance agai
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -341,6 +342,33 @@ def test_a_session_token_reads_but_never_writes(service: Service) -> None:
         assert (response.status_code, response.json()["error"]) == (401, "bad-token")
         assert token not in response.text
     assert service.store.latest_orders(market) == {}
+
+
+def test_no_secret_is_in_a_log_or_an_answer(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    market = create_market(service)
+    answers: list[str] = []
+    path = f"/v1/markets/{market}/orders/P2"
+    order = b'{"bid": {"load_kw": [150.0]}}'
+    with caplog.at_level(logging.DEBUG):
+        with service.client("P2") as p2:
+            token = p2.post("/v1/sessions").json()["token"]
+        headers = signed_headers("PUT", path, order, service.keys["P2"], "P2")
+        with service.client(None) as anonymous:
+            answers.append(anonymous.put(path, content=order, headers=headers).text)
+            answers.append(anonymous.put(path, content=order, headers=headers).text)  # replay
+            bad = {**headers, "Signature": headers["Signature"][:-6] + "AAAA:"}
+            answers.append(anonymous.put(path, content=order + b" ", headers=bad).text)
+            bearer = {"Authorization": f"Bearer {token}"}
+            answers.append(anonymous.get("/v1/markets", headers=bearer).text)
+            answers.append(anonymous.put(path, content=order, headers=bearer).text)
+            answers.append(anonymous.get("/v1/markets", headers={"Authorization": "Bearer x"}).text)
+    signature = headers["Signature"].split(":")[1]
+    nonce = headers["Signature-Input"].split('nonce="')[1].split('"')[0]
+    for secret in (token, token.split(".")[2], signature, nonce):
+        assert secret not in caplog.text
+        assert all(secret not in answer for answer in answers), secret
 
 
 def test_an_expired_session_is_401(tmp_path: Path) -> None:
