@@ -122,6 +122,12 @@ def test_a_full_day(service: Service) -> None:
         assert p3.get(f"/v1/markets/{market}/members/P2/proofs").status_code == 403
         status = p3.get("/v1/ledger").json()
     assert status["verified"] is True and status["blocks"] == 2  # genesis and the market's
+    with service.client("P3") as p3:
+        shown = p3.get(f"/v1/ledger/blocks/{block.height}").json()
+        assert p3.get("/v1/ledger/blocks/7").status_code == 404
+    assert (shown["block_hash"], shown["signature"]) == (block.block_hash, block.signature)
+    assert shown["record_ids"] == [r.record_id for r in block.records]
+    assert shown["header"]["merkle_root"] == json.loads(block.header)["merkle_root"]
 
     readings = schedule_readings(expected.billed).set_index("peer")
     readings.loc["P2", "net_kwh"] += 2.0  # short by 2 kWh
@@ -458,3 +464,66 @@ def test_a_market_is_cleared_as_it_says(service: Service) -> None:
     bills = expected.settlement.bills.set_index("peer")
     for row in cleared["bills"]:
         assert row["cost_market"] == pytest.approx(bills.loc[row["peer"], "cost_market"], abs=1e-9)
+
+
+def test_a_bid_with_flexible_blocks_is_cleared_with_them(service: Service) -> None:
+    market = create_market(service)
+    flexible = {"bid": {"load_kw": [60.0], "flexible": [{"max_kw": [50.0], "price_per_kwh": 0.2}]}}
+    orders = {**ORDERS, "P4": flexible}
+    for member, order in orders.items():
+        with service.client(member) as client:
+            answer = client.put(f"/v1/markets/{market}/orders/{member}", json=order)
+            assert answer.status_code == 200, answer.text
+    with service.client("P2") as p2:
+        empty = p2.put(f"/v1/markets/{market}/orders/P2", json={"bid": {}})
+    assert empty.status_code == 422 and empty.json()["field"] == "bid", empty.text
+    service.clock.now += timedelta(hours=2)
+    with service.client(MANAGER) as manager:
+        cleared = manager.post(f"/v1/markets/{market}/clear").json()
+    data = template()
+    (p4,) = [p for p in data["peers"] if p["id"] == "P4"]
+    p4["flexible_load"] = [{"max_kw": [50.0], "price_per_kwh": 0.2}]
+    expected = p2pmarket.run_market(
+        with_orders(data, {**ORDERS, "P4": {"bid": {"load_kw": [60.0]}}})
+    )
+    served = expected.result.dispatch.set_index("peer").loc["P4", "flexible_load_kw"]
+    (row,) = [d for d in cleared["dispatch"] if d["peer"] == "P4"]
+    assert row["flexible_load_kw"] == pytest.approx(float(served), abs=1e-6)
+    assert row["flexible_load_kw"] > 0  # served: energy costs less than 0.2 here
+    bills = expected.settlement.bills.set_index("peer")
+    for bill in cleared["bills"]:
+        assert bill["cost_market"] == pytest.approx(
+            bills.loc[bill["peer"], "cost_market"], abs=1e-9
+        )
+
+
+def test_readings_may_be_uploaded_as_a_csv_file(service: Service) -> None:
+    market = create_market(service)
+    order_and_close(service, market)
+    with service.client(MANAGER) as manager:
+        manager.post(f"/v1/markets/{market}/clear")
+    expected = p2pmarket.run_market(with_orders(template(), ORDERS))
+    readings = schedule_readings(expected.billed).set_index("peer")
+    readings.loc["P3", "net_kwh"] += 3.0
+    csv = {"Content-Type": "text/csv"}
+    with service.client("P3") as p3:
+        other = p3.put(
+            f"/v1/markets/{market}/readings/P3",
+            content=b"peer,period,net_kwh\nP2,0,1\n",
+            headers=csv,
+        )
+        assert other.status_code == 422 and other.json()["field"] == "readings.peer", other.text
+        text = f"peer,period,net_kwh\nP3,0,{readings.loc['P3', 'net_kwh']}\n"
+        answer = p3.put(f"/v1/markets/{market}/readings/P3", content=text.encode(), headers=csv)
+        assert answer.status_code == 200, answer.text
+    for member in ("P2", "P4", "P5"):
+        rows = [{"period": 0, "net_kwh": float(readings.loc[member, "net_kwh"])}]
+        with service.client(member) as client:
+            client.put(f"/v1/markets/{market}/readings/{member}", json={"readings": rows})
+    with service.client("P3") as p3:
+        bill = p3.get(f"/v1/markets/{market}/members/P3/imbalance").json()["bill"]
+    settled = settle_imbalance(expected.billed, expected.settlement, readings.reset_index())
+    assert bill["imbalance_kwh"] == pytest.approx(3.0)
+    assert bill["imbalance_cost"] == pytest.approx(
+        settled.bills.set_index("peer").loc["P3", "imbalance_cost"]
+    )

@@ -57,6 +57,7 @@ from p2pmarket.io.meter_readings import parse_meter_readings
 from p2pmarket.service.models import (
     MarketCreate,
     Order,
+    Reading,
     Readings,
     apply_orders,
     gate_closure_iso,
@@ -114,6 +115,7 @@ class Caller:
     key_id: str
     is_manager: bool
     body: bytes
+    content_type: str = "application/json"
 
 
 # --- the body size limit ----------------------------------------------------------------
@@ -215,7 +217,9 @@ async def caller(request: Request) -> Caller:
     path = target.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
     headers = {name: ", ".join(request.headers.getlist(name)) for name in set(request.headers)}
     verify: Callable[[str, str, Mapping[str, str], bytes], Caller] = request.app.state.verify
-    return verify(request.method, path, headers, body)
+    who = verify(request.method, path, headers, body)
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    return Caller(who.key_id, who.is_manager, who.body, kind)
 
 
 Authenticated = Annotated[Caller, Depends(caller)]
@@ -547,7 +551,9 @@ def create_app(
         # refused here, not at clearing
         apply_orders(_scenario_of(json.loads(market.template)), {member: order})
         at = clock().isoformat()
-        version = store.add_order(market_id, member, _dumps(order.model_dump()), at)
+        version = store.add_order(
+            market_id, member, _dumps(order.model_dump(exclude_none=True)), at
+        )
         event(market_id, "order-received", audience="manager", member=member, version=version)
         return {"market_id": market_id, "member": member, "version": version, "submitted_at": at}
 
@@ -639,14 +645,27 @@ def create_app(
             return {"configured": False}
         return {"configured": True, **ledger.status().to_dict()}
 
-    @app.put("/v1/markets/{market_id}/readings/{member}", openapi_extra=_body("Readings"))
+    @app.get("/v1/ledger/blocks/{height}")
+    def ledger_block(height: int, who: Authenticated) -> dict[str, Any]:
+        """A block of the ledger: its signed header (Merkle root, previous hash, scenario
+        hash), signature, hash and record ids (the records themselves: proofs)."""
+        if ledger is None:
+            raise ServiceRefusal(404, "no-ledger", "this service keeps no ledger")
+        if not 0 <= height < 2**62:
+            raise InputError("height", "is not a block height")
+        block = ledger.block(height)
+        if block is None:
+            raise ServiceRefusal(404, "not-found", f"no block {height}")
+        return block
+
+    @app.put("/v1/markets/{market_id}/readings/{member}", openapi_extra=_body("Readings", csv=True))
     def put_readings(market_id: str, member: str, who: Authenticated) -> dict[str, Any]:
         """The member's meter readings, one per period (the member, after clearing). Final:
         the same readings again are accepted, other readings are 409."""
         market = market_of(market_id)
         member_or_manager(who, market, member, manager=False)
         result, _ = cleared_run(market_id)
-        readings = parse_body(Readings, who.body)
+        readings = _readings_body(member, who)
         periods = int(result["scenario"]["periods"])
         table = _readings_table(member, readings)
         given = sorted(int(p) for p in table["period"])
@@ -708,10 +727,10 @@ def create_app(
         start = after
         if start is None:
             last = request.headers.get("last-event-id", "0")
-            if not last.isdigit():
+            if not (last.isascii() and last.isdigit() and len(last) < 19):
                 raise InputError("Last-Event-ID", "is not an event id")
             start = int(last)
-        if start < 0:
+        if not 0 <= start < 2**62:
             raise InputError("after", "is not an event id")
 
         async def stream() -> AsyncIterator[str]:
@@ -844,11 +863,40 @@ def _clearing_of(result: Mapping[str, Any]) -> dict[str, str]:
     return {"design": result["design"], "objective": result["objective"], "rule": result["rule"]}
 
 
-def _body(model: str) -> dict[str, Any]:
+def _body(model: str, *, csv: bool = False) -> dict[str, Any]:
     """The OpenAPI request body of a route whose body the handler validates itself (after
-    the signature is verified, so FastAPI must not parse it first)."""
-    schema = {"$ref": f"#/components/schemas/{model}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    the signature is verified, so FastAPI must not parse it first); `csv`: a CSV file is
+    taken as well (`text/csv`)."""
+    content: dict[str, Any] = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}
+    }
+    if csv:
+        content["text/csv"] = {
+            "schema": {"type": "string", "description": "peer,period,net_kwh rows"}
+        }
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _readings_body(member: str, who: Caller) -> Readings:
+    """The readings of a request: JSON (`{"readings": [...]}`), or CSV (`text/csv`) in the
+    readings file format (`peer,period,net_kwh`, docs/imbalance.md), every row the member's."""
+    if who.content_type != "text/csv":
+        return parse_body(Readings, who.body)
+    try:
+        table = parse_meter_readings(who.body, format="csv", name=f"{member}'s readings")
+    except ScenarioError as exc:
+        raise InputError(exc.field, exc.detail) from None
+    others = sorted(set(table["peer"]) - {member})
+    if others:
+        raise InputError("readings.peer", f"{others[0][:40]!r} is not {member!r}")
+    if table.empty:
+        raise InputError("readings", "no reading in the file")
+    return Readings(
+        readings=[
+            Reading(period=int(p), net_kwh=float(k))
+            for p, k in zip(table["period"], table["net_kwh"], strict=True)
+        ]
+    )
 
 
 def _readings_table(member: str, readings: Readings) -> pd.DataFrame:

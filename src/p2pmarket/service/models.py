@@ -28,6 +28,7 @@ from p2pmarket.errors import InputError
 __all__ = [
     "Bid",
     "Clearing",
+    "FlexibleBid",
     "MarketCreate",
     "Offer",
     "Order",
@@ -76,10 +77,26 @@ class Offer(_Body):
     offer_per_kwh: float | list[float]
 
 
-class Bid(_Body):
-    """A member's demand: its load in each period (kW)."""
+class FlexibleBid(_Body):
+    """A block of flexible demand: served, up to `max_kw` in each period, only when energy
+    costs at most `price_per_kwh` (one value, or one per period)."""
 
-    load_kw: list[float] = Field(min_length=1)
+    max_kw: list[float] = Field(min_length=1)
+    price_per_kwh: float | list[float]
+
+
+class Bid(_Body):
+    """A member's demand: its load forecast in each period (kW) and its flexible blocks
+    (each replaces the template's blocks when given; `[]` takes them away)."""
+
+    load_kw: list[float] | None = Field(default=None, min_length=1)
+    flexible: list[FlexibleBid] | None = Field(default=None, max_length=24)
+
+    @model_validator(mode="after")
+    def _something(self) -> Bid:
+        if self.load_kw is None and self.flexible is None:
+            raise ValueError("a bid needs a load forecast (load_kw), flexible blocks, or both")
+        return self
 
 
 class Order(_Body):
@@ -153,15 +170,21 @@ def parse_body(model: type[_M], body: bytes) -> _M:
 
 def apply_orders(template: Mapping[str, Any], orders: Mapping[str, Order]) -> Scenario:
     """The scenario of `template` with each member's order applied: a bid sets the member's
-    `load_kw`; an offer sets its `generation.max_kw` and `generation.offer_per_kwh` (its
-    `min_kw` stays the template's, 0 when it has none). Validated as any scenario is."""
+    `load_kw` and, when it has blocks, its `flexible_load`; an offer sets its
+    `generation.max_kw` and `generation.offer_per_kwh` (its `min_kw` stays the template's, 0
+    when it has none). Validated as any scenario is."""
     data = copy.deepcopy(dict(template))
     for peer in data["peers"]:
         order = orders.get(peer["id"])
         if order is None:
             continue
-        if order.bid is not None:
+        if order.bid is not None and order.bid.load_kw is not None:
             peer["load_kw"] = list(order.bid.load_kw)
+        if order.bid is not None and order.bid.flexible is not None:
+            peer["flexible_load"] = [
+                {"max_kw": list(b.max_kw), "price_per_kwh": b.price_per_kwh}
+                for b in order.bid.flexible
+            ]
         if order.offer is not None:
             generation = dict(peer.get("generation") or {})
             generation["max_kw"] = list(order.offer.max_kw)

@@ -21,6 +21,7 @@ process at a time (the service's lock), so two clearings of one market never rac
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,20 @@ class ServiceLedger:
                 if _is_trade_of(Record(r.record_id, r.body), member)
             ]
             return block_proofs(store, height, positions)
+
+    def block(self, height: int) -> dict[str, Any] | None:
+        """Block `height` as stored: its signed header, signature, hash and record ids."""
+        with open_store(self.url) as store:
+            block = store.block(height)
+        if block is None:
+            return None
+        return {
+            "height": block.height,
+            "block_hash": block.block_hash,
+            "header": json.loads(block.header),
+            "signature": block.signature,
+            "record_ids": [r.record_id for r in block.records],
+        }
 
     def status(self) -> LedgerStatus:
         """The whole ledger verified against its key: again when it has grown, or when the
