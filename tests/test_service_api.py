@@ -307,9 +307,12 @@ def test_the_docs_example_runs() -> None:
 def test_markets_and_results_are_shown_to_whom_they_concern(service: Service) -> None:
     market = create_market(service)
     with service.client("P2") as p2:
+        assert p2.get("/v1/ledger").json()["blocks"] == 0  # nothing recorded yet, not an error
         p2.put(f"/v1/markets/{market}/orders/P2", json=ORDERS["P2"])
         (listed,) = p2.get("/v1/markets").json()["markets"]
+        assert p2.get("/v1/sessions/current").json() == {"key_id": "P2", "role": "member"}
     assert (listed["status"], listed["orders_received"]) == ("open", 1)
+    assert (listed["readings_received"], listed["bill_ready"]) == (0, False)
     with service.client(MANAGER) as manager:
         assert manager.get(f"/v1/markets/{market}").json()["ordered"] == ["P2"]
     order_and_close(service, market)

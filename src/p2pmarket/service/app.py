@@ -480,6 +480,8 @@ def create_app(
             "members": json.loads(market.members),
             "status": status,
             "orders_received": len(ordered),
+            "readings_received": len(store.readings(market.id)),
+            "bill_ready": store.has_event(market.id, "bill-ready"),
             "ledger_height": result.block_height if result is not None else None,
         }
 
@@ -496,6 +498,11 @@ def create_app(
             "role": "manager" if who.is_manager else "member",
             "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
         }
+
+    @app.get("/v1/sessions/current")
+    def current_session(who: Authenticated) -> dict[str, Any]:
+        """Who the caller is: its key id and role (a page signed in with a token asks)."""
+        return {"key_id": who.key_id, "role": "manager" if who.is_manager else "member"}
 
     @app.post("/v1/markets", status_code=201, openapi_extra=_body("MarketCreate"))
     def create_market(who: Authenticated) -> JSONResponse:

@@ -159,6 +159,14 @@ class ServiceLedger:
                 fresh = cached is not None and time.monotonic() - cached[1] < self.max_age
                 if cached is not None and fresh and cached[0] == height:
                     return cached[2]
+            if tip.empty:
+                return LedgerStatus(
+                    url=store.url,
+                    public_key=self.public_key,
+                    verified=True,
+                    blocks=0,
+                    detail=f"{store.url}: empty, no market recorded yet",
+                )
             report = verify(store, self.public_key)
         status = LedgerStatus(
             url=report.url,

@@ -645,10 +645,9 @@
       show('ledger-more', false);
       return;
     }
-    // A new ledger has no block (not even its genesis) until the first clearing: that is
-    // "empty", not a failure, unless a market says it was recorded there.
-    const recorded = state.markets.some((m) => m.ledger_height !== null && m.ledger_height !== undefined);
-    const empty = !ledger.verified && Number(ledger.blocks) === 0 && !recorded;
+    // A new ledger has no block (not even its genesis) until the first clearing: the service
+    // reports it verified with 0 blocks; "empty", not a failure.
+    const empty = Boolean(ledger.verified) && Number(ledger.blocks) === 0;
     line.dataset.verified = empty ? 'empty' : String(Boolean(ledger.verified));
     if (empty) line.textContent = 'Empty: nothing is recorded until the first market is cleared.';
     else if (ledger.verified) line.textContent = '✓ Verified: every block checks against the public key.';
