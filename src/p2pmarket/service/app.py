@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -311,6 +312,19 @@ def create_app(
         if exc.field is not None:
             body["field"] = exc.field
         return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "header")]
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "field": ".".join(where) or "request",
+                "detail": str(first.get("msg", "is not valid"))[:200],
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
@@ -784,6 +798,21 @@ def create_app(
                 found = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(found.pop("$defs", {}))
                 components[model.__name__] = found
+            components["Error"] = _ERROR_SCHEMA
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    answers = operation.get("responses", {})
+                    if "422" in answers or operation.get("requestBody") is not None:
+                        answers["422"] = {
+                            "description": "Invalid: the field at fault and why",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
+                        }
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
             schema["components"]["securitySchemes"] = {
                 "signature": {
                     "type": "apiKey",
@@ -868,6 +897,19 @@ def _run(scenario: Scenario, options: Mapping[str, str]) -> MarketRun:
 def _clearing_of(result: Mapping[str, Any]) -> dict[str, str]:
     """How a stored result was cleared, as `run_market`'s keywords."""
     return {"design": result["design"], "objective": result["objective"], "rule": result["rule"]}
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "a short reason code"},
+        "detail": {"type": "string", "description": "what is wrong, in words"},
+        "field": {"type": "string", "description": "the field at fault (422)"},
+    },
+}
+"""Every error body of the service (`{"error", "detail", "field"?}`)."""
 
 
 def _body(model: str, *, csv: bool = False) -> dict[str, Any]:
