@@ -90,6 +90,8 @@ class PeriodsSolved(StrEnum):
 
     TOGETHER = "together"
     ONE_BY_ONE = "one by one"
+    ROLLING = "rolling windows"
+    """Consecutive windows, each with a look-ahead, storage carried from one to the next."""
 
 
 class Algorithm(StrEnum):

@@ -6,15 +6,19 @@ merges the results."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from p2pmarket.core import horizon
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
 from p2pmarket.runners import Runner, runner_for
-from p2pmarket.types import Design, Objective, parse
+from p2pmarket.types import Design, Objective, PeriodsSolved, parse
 
-__all__ = ["clear"]
+__all__ = ["OnWindow", "clear"]
+
+OnWindow = Callable[[int, int], None]
+"""Told `(windows done, windows in all)` after each window of a rolling horizon."""
 
 
 def clear(
@@ -26,6 +30,7 @@ def clear(
     *,
     method: Clearing | None = None,
     runner: Runner | None = None,
+    on_window: OnWindow | None = None,
 ) -> ClearingResult:
     """Clear the market of `scenario` over its whole horizon as one linear program — or,
     where no storage couples the periods and the market is large, period by period, which has
@@ -37,6 +42,10 @@ def clear(
     (`p2pmarket.core.designs.hubs`); None decides by size, True insists, False never.
     `method`: the clearing method (default `CentralisedLP`); `runner`: where the windows are
     cleared (default: as `options.workers` asks, in this process for 1).
+    With `options.window` shorter than the horizon, the market is cleared as a rolling
+    horizon (`p2pmarket.core.horizon`: windows with a look-ahead, storage carried), one window
+    after the other, `on_window` told after each; the result says so (`periods_solved`,
+    `windows`).
     Raises `OptionError` for an unknown design or objective, `InfeasibleMarketError` naming a
     peer and period that cannot be balanced, or `SolverError` if the solver stops early.
     """
@@ -44,6 +53,8 @@ def clear(
     objective = parse(Objective, objective or scenario.objective, "objective")
     options = options or SolverOptions()
     method = method or CentralisedLP(reduce=reduce)
+    if options.window is not None and options.window < scenario.periods:
+        return _rolling(scenario, design, objective, options, method, on_window)
     windows = horizon.plan(scenario, options.split_periods)
     if len(windows) == 1:
         return method.clear_window(scenario, design, objective, options)
@@ -54,6 +65,40 @@ def clear(
     ]
     parts = (runner or runner_for(options.workers)).map(_clear_job, jobs)
     return horizon.merge(parts, scenario, wall=time.perf_counter() - start)
+
+
+def _rolling(
+    scenario: Scenario,
+    design: Design,
+    objective: Objective,
+    options: SolverOptions,
+    method: Clearing,
+    on_window: OnWindow | None,
+) -> ClearingResult:
+    """A rolling horizon: each window solved with its look-ahead, kept to its own periods,
+    its storage's end state the next window's start."""
+    assert options.window is not None
+    lookahead = options.window if options.lookahead is None else options.lookahead
+    plan = horizon.rolling_plan(scenario.periods, options.window, lookahead)
+    start = time.perf_counter()
+    parts: list[ClearingResult] = []
+    soc: dict[str, float] | None = None
+    for i, (solved, kept) in enumerate(plan):
+        window = horizon.window_slice(scenario, solved, initial_soc=soc)
+        result = method.clear_window(window, design, objective, options, solved.start)
+        part = horizon.cut(result, kept.periods)
+        soc = horizon.end_soc(part, kept.periods)
+        parts.append(part)
+        if on_window is not None:
+            on_window(i + 1, len(plan))
+    return horizon.merge(
+        parts,
+        scenario,
+        wall=time.perf_counter() - start,
+        starts=[kept.start for _, kept in plan],
+        periods_solved=PeriodsSolved.ROLLING,
+        windows=tuple((kept.start, kept.periods, solved.periods) for solved, kept in plan),
+    )
 
 
 _Job = tuple[Clearing, Scenario, Design, Objective, SolverOptions, int]

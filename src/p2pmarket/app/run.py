@@ -9,6 +9,7 @@ itself; this layer decides which clearings it needs (the market; the market agai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2pmarket.app.clearing import clear
@@ -21,7 +22,18 @@ from p2pmarket.errors import InfeasibleMarketError
 from p2pmarket.runners import Runner
 from p2pmarket.types import Design, NodeKind, Objective, Rule, parse
 
-__all__ = ["Clearings", "MarketRun", "billed_prices_note", "run_market", "settle_result"]
+__all__ = [
+    "Clearings",
+    "MarketRun",
+    "OnClearingWindow",
+    "billed_prices_note",
+    "run_market",
+    "settle_result",
+]
+
+OnClearingWindow = Callable[[str, int, int], None]
+"""Told `(which clearing, windows done, windows in all)` after each window of a rolling
+horizon; the clearing is named `"p2p system-cost"`, `"no-trading baseline"`, ..."""
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Clearings:
 
     options: SolverOptions = field(default_factory=SolverOptions)
     runner: Runner | None = None
+    on_window: OnClearingWindow | None = None
     _done: dict[tuple[Scenario, Design, Objective], ClearingResult] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -45,7 +58,14 @@ class Clearings:
     def get(self, scenario: Scenario, design: Design, objective: Objective) -> ClearingResult:
         key = (scenario, design, objective)
         if key not in self._done:
-            self._done[key] = clear(scenario, design, objective, self.options, runner=self.runner)
+            self._done[key] = clear(
+                scenario,
+                design,
+                objective,
+                self.options,
+                runner=self.runner,
+                on_window=self._told(f"{design} {objective}"),
+            )
         return self._done[key]
 
     def priced(self, result: ClearingResult) -> ClearingResult:
@@ -64,6 +84,7 @@ class Clearings:
                     Objective.SYSTEM_COST,
                     self.options,
                     runner=self.runner,
+                    on_window=self._told("no-trading baseline"),
                 )
             except InfeasibleMarketError as exc:
                 self._baselines[scenario] = exc
@@ -71,6 +92,12 @@ class Clearings:
         if isinstance(found, InfeasibleMarketError):
             return None, f"the no-trading baseline is infeasible: {found}"
         return found, ""
+
+    def _told(self, which: str) -> Callable[[int, int], None] | None:
+        on_window = self.on_window
+        if on_window is None:
+            return None
+        return lambda done, total: on_window(which, done, total)
 
     def settle(self, result: ClearingResult, rule: Rule | str) -> Settlement:
         """Settle `result` under `rule`, clearing what settlement needs (once)."""
@@ -106,13 +133,25 @@ def run_market(
     reduce: bool | None = None,
     runner: Runner | None = None,
     clearings: Clearings | None = None,
+    on_window: OnClearingWindow | None = None,
 ) -> MarketRun:
     """Clear `scenario` (design and objective as in `clear`), settle it under `rule` and
-    compute its KPIs. `clearings` may be shared to clear each market and baseline once."""
+    compute its KPIs. `clearings` may be shared to clear each market and baseline once;
+    `on_window` is told of each window of a rolling horizon (`SolverOptions.window`)."""
     rule = parse(Rule, rule, "rule")
     options = options or SolverOptions()
-    clearings = clearings or Clearings(options, runner)
-    result = clear(scenario, design, objective, options, reduce, runner=runner)
+    clearings = clearings or Clearings(options, runner, on_window)
+    d = parse(Design, design or scenario.design, "design")
+    o = parse(Objective, objective or scenario.objective, "objective")
+    result = clear(
+        scenario,
+        design,
+        objective,
+        options,
+        reduce,
+        runner=runner,
+        on_window=clearings._told(f"{d} {o}"),
+    )
     settlement = clearings.settle(result, rule)
     priced = clearings.priced(result)
     return MarketRun(result, settlement, kpis(result, settlement), priced)

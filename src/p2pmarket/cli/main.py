@@ -30,6 +30,7 @@ from p2pmarket.cli.common import (
     progress_bar,
     scenario_source,
 )
+from p2pmarket.cli.generate_cmd import generate_app
 from p2pmarket.cli.ledger_cmd import check_ledger_options, describe_append, ledger_app
 from p2pmarket.cli.render import (
     bills_table,
@@ -48,6 +49,7 @@ from p2pmarket.cli.report_cmd import (
     write_run_extras,
 )
 from p2pmarket.cli.serve_cmd import serve, session
+from p2pmarket.cli.sweep_cmd import sweep
 from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.scenario.messages import plural
@@ -85,6 +87,7 @@ cases_app = typer.Typer(
 )
 app.add_typer(cases_app, name="cases")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(generate_app, name="generate")
 
 
 RUN_FILES = (
@@ -93,6 +96,8 @@ RUN_FILES = (
 )
 FORCE_HELP = "Replace an earlier p2pmarket output at --out, whole."
 SOLVER_OPTIONS = {
+    "window": "--window",
+    "lookahead": "--lookahead",
     "threads": "--threads",
     "time_limit_s": "--time-limit",
     "log_file": "--solver-log",
@@ -143,6 +148,17 @@ def run(
             help="With --out, also write every table as csv or parquet, and tables.json.",
         ),
     ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Clear as a rolling horizon of windows this many periods long."),
+    ] = None,
+    lookahead: Annotated[
+        int | None,
+        typer.Option(
+            help="With --window: periods after each window solved with it (default: "
+            "as many as the window)."
+        ),
+    ] = None,
 ) -> None:
     """Clear a market, settle it, print its summary; with --out, write the result tables."""
     s = scenario_source(scenario)
@@ -161,9 +177,19 @@ def run(
         threads=threads,
         log_file=str(solver_log) if solver_log is not None else None,
         workers=None,  # periods solved one by one use every core
+        window=window,
+        lookahead=lookahead,
     )
-    market = run_market(s, design, objective, rule, options)
     console = Console()
+    with progress_bar(console) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_window(which: str, done: int, total: int) -> None:
+            if which not in tasks:
+                tasks[which] = progress.add_task(f"windows: {which}", total=total)
+            progress.update(tasks[which], completed=done)
+
+        market = run_market(s, design, objective, rule, options, on_window=on_window)
     for renderable in run_tables(market.result, market.billed):
         console.print(renderable)
     console.print(bills_table(market.settlement, market.result))
@@ -337,6 +363,7 @@ def paper(
 app.command("report")(errors_to_exit_codes(report))
 app.command("serve")(errors_to_exit_codes(serve))
 app.command("session")(errors_to_exit_codes(session))
+app.command("sweep")(errors_to_exit_codes(sweep))
 
 
 def _print_version(value: bool) -> None:

@@ -283,7 +283,7 @@ def run_tables(
             Text(f"traded energy {kwh(summary.traded_energy_kwh)} kWh between peers{via}"),
             Text(
                 f"{plural(len(s.peers), 'peer')} x {plural(s.periods, 'period')} of {hours:g} h; "
-                f"{result.model} model, periods solved {result.periods_solved}"
+                f"{result.model} model, {_how_solved(result)}"
             ),
             *_accounting_note(result, billed),
             Text(
@@ -632,4 +632,16 @@ def design_table(designs: pd.DataFrame) -> Grid:
         caption="traded: energy delivered between peers, each kWh once; link: over trade "
         "links, a kWh through a community manager counted into and out of it (paper "
         "objective's clearing).",
+    )
+
+
+def _how_solved(result: ClearingResult) -> str:
+    """`periods solved together`, or the rolling horizon's windows and look-ahead."""
+    if not result.windows:
+        return f"periods solved {result.periods_solved}"
+    _, kept, solved = result.windows[0]
+    ahead = solved - kept
+    return (
+        f"cleared in {plural(len(result.windows), 'rolling window')} of "
+        f"{plural(kept, 'period')}, look-ahead {plural(ahead, 'period')}"
     )

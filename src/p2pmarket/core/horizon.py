@@ -5,14 +5,24 @@ The LP has no constraint across periods except the storage balance, so without s
 optimum of the whole horizon is the optimum of each period, and one period's LP is much
 cheaper to solve than all of them together (simplex time grows faster than linearly).
 `plan(scenario, split)` says which windows to clear; a runner (`p2pmarket.runners`) clears
-them, and `merge` joins the results. Rolling horizons, with storage carried from one window
-to the next, build on the same three steps.
+them, and `merge` joins the results.
+
+A rolling horizon (`rolling_plan`) clears consecutive windows of `window` periods, each
+solved together with the `lookahead` periods after it: only the window's own periods are
+kept (`cut`), and each storage unit's state of charge at the end of them is where the next
+window starts (`window_slice(..., initial_soc=...)`); the look-ahead is solved again with the
+next window. A window's end state is free (at least empty) unless it ends the horizon, where
+the scenario's `final_soc` holds. When the look-ahead reaches the end of the horizon, the
+rolling result's objective is the single LP's (the principle of optimality); with less,
+it is a feasible schedule that knows the future only that far.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -23,7 +33,18 @@ from p2pmarket.core.scenario import Peer, Scenario, Series
 from p2pmarket.errors import OptionError
 from p2pmarket.types import PeriodsSolved
 
-__all__ = ["SPLIT_MIN_LINK_PERIODS", "Window", "merge", "merge_periods", "period_slice", "plan"]
+__all__ = [
+    "SPLIT_MIN_LINK_PERIODS",
+    "Window",
+    "cut",
+    "end_soc",
+    "merge",
+    "merge_periods",
+    "period_slice",
+    "plan",
+    "rolling_plan",
+    "window_slice",
+]
 
 SPLIT_MIN_LINK_PERIODS = 400_000
 """Without storage, periods are solved one by one by default from this many trade variables
@@ -56,6 +77,122 @@ def plan(s: Scenario, split: bool | None = None) -> tuple[Window, ...]:
         explicit, hubs = hub_links_estimate(peer_data(s))
         split = min(explicit, hubs) * s.periods >= SPLIT_MIN_LINK_PERIODS
     return tuple(Window(t, t + 1) for t in range(s.periods)) if split else whole
+
+
+def rolling_plan(periods: int, window: int, lookahead: int) -> tuple[tuple[Window, Window], ...]:
+    """The windows of a rolling horizon over `periods`: for each, (the periods solved, the
+    periods kept), the kept ones `window` long (the last may be shorter), the solved ones
+    with up to `lookahead` more."""
+    if window < 1 or lookahead < 0:
+        raise OptionError("window", "a rolling window is at least 1 period, its look-ahead 0")
+    windows = []
+    for start in range(0, periods, window):
+        kept = Window(start, min(start + window, periods))
+        windows.append((Window(start, min(kept.stop + lookahead, periods)), kept))
+    return tuple(windows)
+
+
+def window_slice(
+    s: Scenario, w: Window, *, initial_soc: Mapping[str, float] | None = None
+) -> Scenario:
+    """The scenario of periods `w.start` to `w.stop` of `s`: each series cut to them; each
+    storage unit starting at `initial_soc[peer]` (a share of its capacity; default the
+    scenario's), and ending free (at least empty) unless the window ends the horizon.
+    Built without a second validation, as `period_slice` is."""
+    if w.start == 0 and w.stop == s.periods and initial_soc is None:
+        return s
+
+    def at(value: Series | None) -> Series | None:
+        return value[w.start : w.stop] if isinstance(value, tuple) else value
+
+    ends = w.stop == s.periods
+
+    def peer(p: Peer) -> Peer:
+        g, st = p.generation, p.storage
+        update: dict[str, object] = {
+            "load_kw": at(p.load_kw),
+            "export_fee": at(p.export_fee),
+            "buy_price_per_kwh": at(p.buy_price_per_kwh),
+            "generation": None
+            if g is None
+            else g.model_copy(
+                update={
+                    "min_kw": at(g.min_kw),
+                    "max_kw": at(g.max_kw),
+                    "offer_per_kwh": at(g.offer_per_kwh),
+                }
+            ),
+            "flexible_load": tuple(
+                b.model_copy(update={"max_kw": at(b.max_kw), "price_per_kwh": at(b.price_per_kwh)})
+                for b in p.flexible_load
+            ),
+        }
+        if st is not None:
+            start = st.initial_soc if initial_soc is None else initial_soc[p.id]
+            update["storage"] = st.model_copy(
+                update={
+                    "initial_soc": min(1.0, max(0.0, float(start))),
+                    "final_soc": st.final_soc if ends else 0.0,
+                }
+            )
+        return p.model_copy(update=update)
+
+    return s.model_copy(
+        update={
+            "name": f"{s.name} (periods {w.start}-{w.stop - 1})",
+            "periods": w.periods,
+            "uniform_fee": at(s.uniform_fee),
+            "communities": tuple(
+                c.model_copy(update={"intra_fee": at(c.intra_fee), "export_fee": at(c.export_fee)})
+                for c in s.communities
+            ),
+            "community_fees": tuple(
+                f.model_copy(update={"fee": at(f.fee)}) for f in s.community_fees
+            ),
+            "peers": tuple(peer(p) for p in s.peers),
+        }
+    )
+
+
+def end_soc(result: ClearingResult, periods: int) -> dict[str, float]:
+    """Each storage unit's state of charge after the first `periods` periods of `result`, as
+    a share of its capacity (where the next window of a rolling horizon starts)."""
+    units = {p.id: p.storage for p in result.scenario.peers if p.storage is not None}
+    if not units:
+        return {}
+    d = result.dispatch
+    rows = d[(d["period"] == periods - 1) & d["peer"].isin(list(units))]
+    return {
+        str(peer): float(soc) / units[str(peer)].capacity_kwh
+        for peer, soc in zip(rows["peer"], rows["soc_kwh"], strict=True)
+    }
+
+
+def cut(result: ClearingResult, periods: int) -> ClearingResult:
+    """`result` kept to its first `periods` periods: tables, duals and the objective (from
+    `objective_by_period`, which a rolling horizon needs)."""
+    if result.objective_by_period is None:
+        raise OptionError(
+            "window", f"the {result.method} clearing does not say its cost per period"
+        )
+    if periods >= result.scenario.periods:
+        return result
+
+    def first(table: pd.DataFrame) -> pd.DataFrame:
+        return table[table["period"] < periods].reset_index(drop=True)
+
+    return replace(
+        result,
+        objective=float(result.objective_by_period[:periods].sum()),
+        objective_by_period=result.objective_by_period[:periods],
+        dispatch=first(result.dispatch),
+        trades=first(result.trades),
+        prices=first(result.prices),
+        duals={
+            k: v.isel(period=slice(0, periods)) if "period" in v.dims else v
+            for k, v in result.duals.items()
+        },
+    )
 
 
 def period_slice(s: Scenario, t: int) -> Scenario:
@@ -113,21 +250,36 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     )
 
 
-def merge(parts: list[ClearingResult], scenario: Scenario, wall: float) -> ClearingResult:
-    """One result for the whole horizon from the results of its one-period windows, in order."""
+def merge(
+    parts: list[ClearingResult],
+    scenario: Scenario,
+    wall: float,
+    *,
+    starts: list[int] | None = None,
+    periods_solved: PeriodsSolved = PeriodsSolved.ONE_BY_ONE,
+    windows: tuple[tuple[int, int, int], ...] = (),
+) -> ClearingResult:
+    """One result for the whole horizon from the results of consecutive windows, in order;
+    `starts` is each window's first period (default: one period each)."""
     first = parts[0]
+    offsets = starts if starts is not None else list(range(len(parts)))
 
     def stack(name: str) -> pd.DataFrame:
         tables: list[pd.DataFrame] = [
-            getattr(r, name).assign(period=t) for t, r in enumerate(parts)
+            getattr(r, name).assign(period=getattr(r, name)["period"] + t0)
+            for t0, r in zip(offsets, parts, strict=True)
         ]
         return pd.concat(tables, ignore_index=True)
 
+    def periods_of(r: ClearingResult, t0: int, key: str) -> xr.DataArray:
+        local = r.duals[key]
+        return local.assign_coords(period=np.asarray(local["period"].values) + t0)
+
     duals = {
         key: xr.concat(
-            [r.duals[key].assign_coords(period=[t]) for t, r in enumerate(parts)],
+            [periods_of(r, t0, key) for t0, r in zip(offsets, parts, strict=True)],
             dim="period",
-            join="outer",  # rows (e.g. the sellers of a no-resale row) differ by period
+            join="outer",  # rows (e.g. the sellers of a no-resale row) differ by window
         )
         for key in first.duals
         if all(key in r.duals for r in parts) and "period" in first.duals[key].dims
@@ -139,6 +291,7 @@ def merge(parts: list[ClearingResult], scenario: Scenario, wall: float) -> Clear
         extract_seconds=sum(r.timings.extract_seconds for r in parts),
         wall_seconds=wall,
     )
+    by_period = [r.objective_by_period for r in parts]
     return ClearingResult(
         scenario=scenario,
         design=first.design,
@@ -154,8 +307,12 @@ def merge(parts: list[ClearingResult], scenario: Scenario, wall: float) -> Clear
         n_constraints=sum(r.n_constraints for r in parts),
         timings=timings,
         model=first.model,
-        periods_solved=PeriodsSolved.ONE_BY_ONE,
+        periods_solved=periods_solved,
         method=first.method,
+        objective_by_period=None
+        if any(b is None for b in by_period)
+        else np.concatenate([b for b in by_period if b is not None]),
+        windows=windows,
     )
 
 

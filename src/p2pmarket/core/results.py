@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
@@ -157,6 +159,13 @@ class ClearingResult:
     """`together` (one LP for the horizon) or `one by one` (no storage couples them)."""
     method: str = "centralised-lp"
     """The clearing method (`p2pmarket.core.solve.Clearing`) that produced the result."""
+    objective_by_period: npt.NDArray[np.float64] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """What each period contributes to `objective` (None where the method does not say)."""
+    windows: tuple[tuple[int, int, int], ...] = ()
+    """For a rolling horizon: each window as (first period, committed periods, periods
+    solved); empty otherwise."""
 
     def summary(self) -> Summary:
         """The headline figures (`Summary.to_dict()` is what `summary.json` holds)."""

@@ -181,6 +181,11 @@ def extract(
         n_constraints=int(model.ncons),
         timings=Timings(build_seconds=0.0, solve_seconds=0.0),
         model=net.model,
+        objective_by_period=(
+            None
+            if layout.cost is None
+            else np.asarray(layout.cost.solution.values, dtype=float).reshape(-1)
+        ),
     )
 
 

@@ -12,7 +12,7 @@ Equation numbers refer to Moreno et al. 2021; the formulation is SPEC section 3.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import linopy
@@ -47,6 +47,9 @@ class Layout:
     absorbers: pd.Index
     sellers: pd.Index
     elastic: bool
+    cost: linopy.LinearExpression | None = None
+    """The objective per period (a period-indexed expression; None in a phase-one model):
+    its solution says what each period contributes, e.g. to a rolling horizon's windows."""
 
 
 def build_model(
@@ -72,7 +75,7 @@ def build_model(
         slacks = [v.sum() for n, v in m.variables.items() if n.startswith("slack-")]
         m.add_objective(sum(slacks[1:], slacks[0]))
     else:
-        define_objective(m, s, data, net, layout, objective)
+        layout = replace(layout, cost=define_objective(m, s, data, net, layout, objective))
     return m, layout
 
 
@@ -283,12 +286,13 @@ def define_objective(
     net: Network,
     layout: Layout,
     objective: Objective,
-) -> None:
+) -> linopy.LinearExpression:
     """Objective (Eq. 1), in the scenario's currency:
 
     system-cost: sum_t dt * (sum_n offer * p + sum_links fee * x - sum_b price_b * d - buy * a)
     paper:       the same with (offer[seller] + fee) * x on every link (manager offer = 0).
-    """
+
+    Returns the objective per period (the sum over t of it is the objective)."""
     dt = s.period_hours
     coords = [layout.links, layout.periods]
     link_cost = net.fee_per_kwh
@@ -297,19 +301,19 @@ def define_objective(
         from_peer = net.seller < net.n_peers
         seller_offer[from_peer] = data.offer_per_kwh[net.seller[from_peer]]
         link_cost = link_cost + seller_offer
-    terms = [(dt * xr.DataArray(link_cost, coords=coords) * m.variables["trade"]).sum()]
+    terms = [_per_period(dt * xr.DataArray(link_cost, coords=coords) * m.variables["trade"])]
     if len(layout.generators):
         rows = data.ids.get_indexer(layout.generators)
         offer = xr.DataArray(
             data.offer_per_kwh[rows], coords=[layout.generators.rename("peer"), layout.periods]
         )
-        terms.append((dt * offer * m.variables["generation"]).sum())
+        terms.append(_per_period(dt * offer * m.variables["generation"]))
     if len(layout.blocks):
         price = np.stack(
             [series(blk.price_per_kwh, s.periods) for p in s.peers for blk in p.flexible_load]
         )
         value = xr.DataArray(price, coords=[layout.blocks, layout.periods])
-        terms.append((-dt * value * m.variables["flexible-load"]).sum())
+        terms.append(_per_period(-dt * value * m.variables["flexible-load"]))
     if len(layout.absorbers):
         buy = np.stack(
             [
@@ -319,5 +323,12 @@ def define_objective(
             ]
         )
         value = xr.DataArray(buy, coords=[layout.absorbers, layout.periods])
-        terms.append((-dt * value * m.variables["absorption"]).sum())
-    m.add_objective(sum(terms[1:], terms[0]))
+        terms.append(_per_period(-dt * value * m.variables["absorption"]))
+    cost = sum(terms[1:], terms[0])
+    m.add_objective(cost.sum())
+    return cost
+
+
+def _per_period(expression: linopy.LinearExpression) -> linopy.LinearExpression:
+    """`expression` summed over every dimension but the period."""
+    return expression.sum(dim=[d for d in expression.dims if d != "period"])

@@ -11,12 +11,14 @@ from typing import Any
 from p2pmarket.errors import OptionError
 from p2pmarket.types import Algorithm, parse
 
-__all__ = ["ALGORITHMS", "MAX_THREADS", "TOLERANCE_RANGE", "SolverOptions"]
+__all__ = ["ALGORITHMS", "MAX_THREADS", "MAX_WINDOW", "TOLERANCE_RANGE", "SolverOptions"]
 
 ALGORITHMS: tuple[str, ...] = tuple(Algorithm)
 MAX_THREADS = 1024
 """HiGHS starts a worker per thread (at 100,000 it aborts the process); more threads than the
 machine has cores only slow it down."""
+MAX_WINDOW = 100_000
+"""No horizon is longer (`P2PMARKET_MAX_PERIODS`'s default)."""
 TOLERANCE_RANGE = (1e-10, 1e-3)
 """Feasibility tolerances HiGHS accepts from 1e-10; beyond 1e-3 kWh a balance is no market."""
 
@@ -36,6 +38,10 @@ class SolverOptions:
       script that asks for them must guard its entry point with `if __name__ == "__main__":`
       (the `p2pmarket` command does). Where work runs is a runner's business; this field
       stays for one release as the short way to ask for local processes.
+    - `window`: clear a longer horizon as a rolling horizon of windows this many periods
+      long (None: as one LP, or period by period where `split_periods` says so);
+      `lookahead`: the periods after each window solved with it (None: as many as the
+      window), see `p2pmarket.core.horizon`.
     - `extra`: further solver options, passed through as they are.
     """
 
@@ -49,6 +55,8 @@ class SolverOptions:
     log_file: str | None = None
     split_periods: bool | None = None
     workers: int | None = 1
+    window: int | None = None
+    lookahead: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,6 +65,10 @@ class SolverOptions:
         object.__setattr__(self, "algorithm", parse(Algorithm, self.algorithm, "algorithm"))
         _integer_in("threads", self.threads, 1, MAX_THREADS)
         _integer_in("workers", self.workers, 1, MAX_THREADS)
+        _integer_in("window", self.window, 1, MAX_WINDOW)
+        _integer_in("lookahead", self.lookahead, 0, MAX_WINDOW)
+        if self.lookahead is not None and self.window is None:
+            raise OptionError("lookahead", "is the look-ahead of a rolling window: give window")
         if self.time_limit_s is not None and not (
             _is_number(self.time_limit_s) and 0 < self.time_limit_s < math.inf
         ):

@@ -1,0 +1,168 @@
+"""Rolling horizons (issue 14): consecutive windows with a look-ahead, each storage unit's
+state of charge carried from one window into the next.
+
+Expected values come from the single LP over the whole horizon (the principle of
+optimality: with a look-ahead that reaches the end, rolling loses nothing) and from
+invariants the schedule must keep whatever the look-ahead (balance, storage continuity
+across window boundaries, the scenario's start and end states).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import p2pmarket
+from p2pmarket.cli.main import app
+from p2pmarket.core.horizon import rolling_plan, window_slice
+from p2pmarket.core.scenario import DESIGNS
+from p2pmarket.core.solve import SolverOptions
+from p2pmarket.errors import OptionError
+from p2pmarket.types import PeriodsSolved
+from strategies import scenario_dicts
+from test_invariants import balance_residual
+
+SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def days(name: str, k: int, *, soc: float = 0.5, scale: float = 1.3) -> p2pmarket.Scenario:
+    """`k` days of a built-in 24-hour case, each day's loads `scale` times the day before,
+    batteries half full at the start and at the end (so the days are not alike and the end
+    state binds)."""
+    data = p2pmarket.cases.load(name).to_dict()
+    periods = data["periods"]
+
+    def tiled(value: Any, factor: bool) -> Any:
+        if isinstance(value, list) and len(value) == periods:
+            return [v * (scale**d if factor else 1.0) for d in range(k) for v in value]
+        return value
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {kk: walk(tiled(vv, kk == "load_kw"), kk) for kk, vv in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        return node
+
+    data = walk(data)
+    data["periods"] = periods * k
+    for peer in data["peers"]:
+        if peer.get("storage"):
+            peer["storage"].update(initial_soc=soc, final_soc=soc)
+    return p2pmarket.Scenario.from_dict(data)
+
+
+def storage_steps(result: p2pmarket.ClearingResult) -> np.ndarray:
+    """soc[t] - soc[t-1] - dt (eta_c charge - discharge / eta_d) for every unit and period,
+    soc[-1] being the scenario's initial state: zero where the storage balance holds."""
+    s = result.scenario
+    d = result.dispatch
+    residuals = []
+    for peer in s.peers:
+        unit = peer.storage
+        if unit is None:
+            continue
+        rows = d[d["peer"] == peer.id].sort_values("period")
+        soc = rows["soc_kwh"].to_numpy()
+        before = np.concatenate([[unit.initial_soc * unit.capacity_kwh], soc[:-1]])
+        step = s.period_hours * (
+            unit.charge_efficiency * rows["charge_kw"].to_numpy()
+            - rows["discharge_kw"].to_numpy() / unit.discharge_efficiency
+        )
+        residuals.append(soc - before - step)
+    return np.concatenate(residuals) if residuals else np.zeros(1)
+
+
+@pytest.mark.parametrize(
+    ("design", "objective"),
+    [("p2p", "paper"), ("community", "system-cost"), ("hybrid", "system-cost")],
+)
+def test_a_look_ahead_to_the_end_gives_the_single_lp(design: str, objective: str) -> None:
+    s = days("seventeen-peer-case-3", 3)  # 72 periods, two batteries
+    whole = p2pmarket.clear(s, design=design, objective=objective)
+    rolled = p2pmarket.clear(
+        s, design=design, objective=objective, options=SolverOptions(window=24, lookahead=48)
+    )
+    assert rolled.periods_solved == PeriodsSolved.ROLLING
+    assert rolled.windows == ((0, 24, 72), (24, 24, 48), (48, 24, 24))
+    assert rolled.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-6)
+    assert len(rolled.dispatch) == len(whole.dispatch)
+    assert np.abs(storage_steps(rolled)).max() < 1e-6
+
+
+@SETTINGS
+@given(scenario_dicts(max_peers=5, max_periods=6), st.integers(1, 5), st.sampled_from(DESIGNS))
+def test_random_markets_rolled_with_a_full_look_ahead_keep_the_optimum(
+    data: dict[str, Any], window: int, design: str
+) -> None:
+    s = p2pmarket.Scenario.from_dict(data)
+    whole = p2pmarket.clear(s, design=design)
+    options = SolverOptions(window=window, lookahead=s.periods)
+    rolled = p2pmarket.clear(s, design=design, options=options)
+    assert rolled.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-6)
+    assert np.abs(balance_residual(rolled.dispatch)).max() < 1e-6
+    assert np.abs(storage_steps(rolled)).max() < 1e-6
+
+
+def test_without_look_ahead_the_schedule_is_balanced_and_continuous() -> None:
+    s = days("seventeen-peer-case-3", 3)
+    whole = p2pmarket.clear(s, objective="system-cost")
+    rolled = p2pmarket.clear(
+        s, objective="system-cost", options=SolverOptions(window=24, lookahead=0)
+    )
+    assert rolled.windows == ((0, 24, 24), (24, 24, 24), (48, 24, 24))
+    assert np.abs(balance_residual(rolled.dispatch)).max() < 1e-6
+    assert np.abs(storage_steps(rolled)).max() < 1e-6  # across window boundaries too
+    assert sorted(rolled.dispatch["period"].unique()) == list(range(72))
+    units = {p.id: p.storage for p in s.peers if p.storage is not None}
+    last = rolled.dispatch[rolled.dispatch["period"] == 71].set_index("peer")["soc_kwh"]
+    for peer, unit in units.items():
+        assert last[peer] >= unit.final_soc * unit.capacity_kwh - 1e-6
+    # Knowing less of the future never does better than knowing all of it.
+    assert rolled.objective >= whole.objective - 1e-6
+
+
+def test_a_rolled_market_is_settled_and_billed_over_the_whole_horizon() -> None:
+    s = days("seventeen-peer-case-3", 2)
+    run = p2pmarket.run_market(s, options=SolverOptions(window=24, lookahead=24))
+    whole = p2pmarket.run_market(s)
+    bills, expected = (
+        run.settlement.bills.set_index("peer"),
+        whole.settlement.bills.set_index("peer"),
+    )
+    assert list(bills.index) == list(expected.index)
+    # With a look-ahead to the end the cleared market is the same, so is what it costs.
+    assert bills["cost_market"].sum() == pytest.approx(expected["cost_market"].sum(), rel=1e-6)
+    assert bills["cost_baseline"].to_numpy() == pytest.approx(
+        expected["cost_baseline"].to_numpy(), rel=1e-6
+    )
+
+
+def test_windows_are_planned_to_the_end() -> None:
+    assert rolling_plan(50, 24, 24)[-1][1].stop == 50
+    assert [k.periods for _, k in rolling_plan(50, 24, 24)] == [24, 24, 2]
+    assert [w.periods for w, _ in rolling_plan(50, 24, 24)] == [48, 26, 2]
+    with pytest.raises(OptionError):
+        rolling_plan(10, 0, 0)
+    s = days("seventeen-peer-case-3", 2)
+    first = window_slice(s, rolling_plan(48, 24, 0)[0][0], initial_soc=None)
+    assert first.periods == 24
+    assert all(p.storage.final_soc == 0.0 for p in first.peers if p.storage is not None)
+
+
+def test_the_command_line_rolls_and_says_so(tmp_path: Any) -> None:
+    s = days("seventeen-peer-case-3", 2)
+    path = tmp_path / "two-days.yaml"
+    p2pmarket.io.scenario_files.dump_scenario(s, path)
+    result = CliRunner().invoke(app, ["run", str(path), "--window", "24", "--lookahead", "24"])
+    assert result.exit_code == 0, result.output
+    assert "2 rolling windows of 24 periods, look-ahead 24 periods" in " ".join(
+        result.output.split()
+    )
+    wrong = CliRunner().invoke(app, ["run", str(path), "--lookahead", "24"])
+    assert wrong.exit_code == 2 and "--lookahead" in wrong.stderr
