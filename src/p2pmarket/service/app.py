@@ -61,6 +61,7 @@ from p2pmarket.service.models import (
     Reading,
     Readings,
     apply_orders,
+    check_order,
     gate_closure_iso,
     parse_body,
 )
@@ -218,7 +219,9 @@ async def caller(request: Request) -> Caller:
     path = target.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
     headers = {name: ", ".join(request.headers.getlist(name)) for name in set(request.headers)}
     verify: Callable[[str, str, Mapping[str, str], bytes], Caller] = request.app.state.verify
-    who = verify(request.method, path, headers, body)
+    # In a worker thread: the nonce is written to the store, which must not hold up the
+    # event loop (every other request waits on it there).
+    who = await run_in_threadpool(verify, request.method, path, headers, body)
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     return Caller(who.key_id, who.is_manager, who.body, kind)
 
@@ -486,7 +489,7 @@ def create_app(
             status = "failed"
         else:
             status = "closed" if closed(market) else "open"
-        ordered = sorted(store.latest_orders(market.id))
+        ordered = store.ordered_members(market.id)
         return {
             "market_id": market.id,
             "gate_closure": market.gate_closure,
@@ -555,7 +558,7 @@ def create_app(
             raise ServiceRefusal(403, "forbidden", "not a member of this market")
         status = status_of(market)
         if who.is_manager:
-            status["ordered"] = sorted(store.latest_orders(market_id))
+            status["ordered"] = store.ordered_members(market_id)
         return status
 
     @app.put("/v1/markets/{market_id}/orders/{member}", openapi_extra=_body("Order"))
@@ -569,8 +572,7 @@ def create_app(
                 409, "gate-closed", f"the gate closed at {market.gate_closure}; no more orders"
             )
         order = parse_body(Order, who.body)
-        # refused here, not at clearing
-        apply_orders(_scenario_of(json.loads(market.template)), {member: order})
+        check_order(_scenario_of(json.loads(market.template)), member, order)  # not at clearing
         at = clock().isoformat()
         version = store.add_order(
             market_id, member, _dumps(order.model_dump(exclude_none=True)), at

@@ -35,6 +35,7 @@ __all__ = [
     "Reading",
     "Readings",
     "apply_orders",
+    "check_order",
     "gate_closure_iso",
     "parse_body",
 ]
@@ -192,6 +193,21 @@ def apply_orders(template: Mapping[str, Any], orders: Mapping[str, Order]) -> Sc
             generation["offer_per_kwh"] = list(price) if isinstance(price, list) else price
             peer["generation"] = generation
     return Scenario.from_dict(data)
+
+
+def check_order(template: Mapping[str, Any], member: str, order: Order) -> None:
+    """Refuse, as `apply_orders` would, an order the scenario's rules refuse: checked on the
+    member's own peer (with the grid, without the communities, links and other members that
+    only the clearing needs), so a member's order costs the same in a market of 5 members
+    and of 1,000."""
+    peers = [p for p in template["peers"] if p["id"] == member or p.get("role") == "grid"]
+    mine = {
+        k: v
+        for k, v in template.items()
+        if k not in ("peers", "communities", "community_fees", "links", "fee_collector")
+    }
+    mine.update(peers=peers, design="p2p")
+    apply_orders(mine, {member: order})
 
 
 def gate_closure_iso(moment: datetime) -> str:

@@ -17,9 +17,10 @@ serialises writers (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `LOCK TABLE schema_ve
 ROW EXCLUSIVE MODE`, which readers do not wait for), so an order's versions count 1, 2, 3...
 without a gap, event ids are committed in the order they are numbered, and two processes
 migrating the same database at once apply each migration once (each re-reads the version under
-the lock). A database of a newer version than this code knows is refused. Each call opens its
-own connection, so the store may be shared by the threads of the server; a SQLite file is in
-WAL mode (readers do not block the writer).
+the lock). A database of a newer version than this code knows is refused. The store may be
+shared by the threads of the server: on SQLite each thread keeps a connection of its own
+(opening one per call cost more than most queries), on PostgreSQL each call opens one; a
+SQLite file is in WAL mode (readers do not block the writer).
 
 Both databases answer alike: PostgreSQL's text columns compare and sort by code point
 (`COLLATE "C"`), as SQLite's do, and its integers are 64-bit, as SQLite's are. Stored bodies
@@ -28,7 +29,9 @@ are JSON text as the service validated it; the store does not interpret them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -210,7 +213,8 @@ class StoreBackend(ABC):
 
     @abstractmethod
     def read(self) -> AbstractContextManager[StoreConnection]:
-        """A connection of its own in autocommit mode, closed at the end."""
+        """A connection in autocommit mode (SQLite: the calling thread's own, kept open;
+        PostgreSQL: one of its own, closed at the end)."""
 
     @abstractmethod
     def write(self) -> AbstractContextManager[StoreConnection]:
@@ -229,14 +233,23 @@ class _SqliteBackend(StoreBackend):
     def __init__(self, path: Path) -> None:
         self.path = self._file = path
         self.url = f"sqlite:///{path}"
-        with self.read() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        self._local = threading.local()
+        with closing(sqlite3.connect(self._file, timeout=30, isolation_level=None)) as raw:
+            raw.execute("PRAGMA journal_mode=WAL")
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first call (in this process): opening one
+        per call cost more than the query it served."""
+        raw: sqlite3.Connection | None = getattr(self._local, "raw", None)
+        if raw is None or self._local.pid != os.getpid():
+            raw = sqlite3.connect(self._file, timeout=30, isolation_level=None)
+            raw.execute("PRAGMA foreign_keys=ON")
+            self._local.raw, self._local.pid = raw, os.getpid()
+        return raw
 
     @contextmanager
     def read(self) -> Iterator[StoreConnection]:
-        with closing(sqlite3.connect(self._file, timeout=30, isolation_level=None)) as raw:
-            raw.execute("PRAGMA foreign_keys=ON")
-            yield StoreConnection(raw)
+        yield StoreConnection(self._connection())
 
     @contextmanager
     def write(self) -> Iterator[StoreConnection]:
@@ -358,6 +371,15 @@ class ServiceStore:
                 (market_id, member),
             ).fetchall()
         return [OrderRow(*row) for row in rows]
+
+    def ordered_members(self, market_id: str) -> list[str]:
+        """The members with at least one order for `market_id`, sorted."""
+        with self._backend.read() as db:
+            rows = db.execute(
+                "SELECT DISTINCT member FROM orders WHERE market_id = ? ORDER BY member",
+                (market_id,),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def latest_orders(self, market_id: str) -> dict[str, OrderRow]:
         """Each member's latest order version, by member."""
