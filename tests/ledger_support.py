@@ -4,7 +4,7 @@ direct SQL on a store's tables (the way an attacker with database access would e
 PostgreSQL tests read the server's URL from P2PMARKET_TEST_POSTGRES_URL (`.ci/run` sources
 `.ci/postgres.sh`, which starts a server and sets it); they are skipped only when it is unset.
 Each test gets a schema of its own in that database, dropped afterwards. Under pytest-xdist
-each worker uses a database of its own on that server instead (`p2pmarket_test_gw0`, ...:
+each worker uses a database of its own on that server instead (`p2pmarket_test_gw0_RUN`:
 see `worker_database`), so that two workers never share a database-wide lock.
 """
 
@@ -44,10 +44,13 @@ _WORKER_DATABASES: dict[str, str] = {}
 
 def worker_database(url: str) -> str:
     """The database the tests of this process use on the server of `url`: `url` itself
-    outside pytest-xdist; under it, database `<name>_<worker>` (`p2pmarket_test_gw0`, ...) on
-    the same server, created on first use if absent, so that the workers never share a
-    database (the ledger's advisory lock, for one, is database-wide). An unreachable server
-    raises here, as it would in the test: the test fails, it is not skipped."""
+    outside pytest-xdist; under it, database `<name>_<worker>_<run>` (`p2pmarket_test_gw0_`
+    and the first 8 characters of xdist's test run id) on the same server, created on first
+    use and dropped at the end of the session (tests/conftest.py), so that the workers never
+    share a database (the ledger's and the service store's advisory locks are
+    database-wide), nor do two runs that happen to share a server (one run's drop would cut
+    the other off). An unreachable server raises here, as it would in the test: the test
+    fails, it is not skipped."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker:
         return url
@@ -55,11 +58,10 @@ def worker_database(url: str) -> str:
         import psycopg
         from psycopg import sql as pgsql
 
-        if not re.fullmatch(r"[A-Za-z0-9_]+", worker):
-            raise ValueError(f"unexpected PYTEST_XDIST_WORKER {worker!r}")
+        run = re.sub(r"[^A-Za-z0-9]", "", os.environ.get("PYTEST_XDIST_TESTRUNUID", ""))[:8]
         parts = urlsplit(url)
         base = unquote(parts.path.lstrip("/")) or parts.username or "postgres"  # libpq's default
-        name = f"{base}_{worker}"
+        name = "_".join(n for n in (base, re.sub(r"[^A-Za-z0-9]", "", worker), run) if n)
         with psycopg.connect(url, autocommit=True) as db:
             if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 db.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
