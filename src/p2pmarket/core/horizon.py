@@ -19,7 +19,7 @@ it is a feasible schedule that knows the future only that far.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -101,56 +101,25 @@ def window_slice(
     Built without a second validation, as `period_slice` is."""
     if w.start == 0 and w.stop == s.periods and initial_soc is None:
         return s
-
-    def at(value: Series | None) -> Series | None:
-        return value[w.start : w.stop] if isinstance(value, tuple) else value
-
     ends = w.stop == s.periods
 
-    def peer(p: Peer) -> Peer:
-        g, st = p.generation, p.storage
-        update: dict[str, object] = {
-            "load_kw": at(p.load_kw),
-            "export_fee": at(p.export_fee),
-            "buy_price_per_kwh": at(p.buy_price_per_kwh),
-            "generation": None
-            if g is None
-            else g.model_copy(
-                update={
-                    "min_kw": at(g.min_kw),
-                    "max_kw": at(g.max_kw),
-                    "offer_per_kwh": at(g.offer_per_kwh),
-                }
-            ),
-            "flexible_load": tuple(
-                b.model_copy(update={"max_kw": at(b.max_kw), "price_per_kwh": at(b.price_per_kwh)})
-                for b in p.flexible_load
-            ),
+    def storage(p: Peer) -> dict[str, object]:
+        st = p.storage
+        if st is None:
+            return {}
+        start = st.initial_soc if initial_soc is None else initial_soc[p.id]
+        soc = {
+            "initial_soc": min(1.0, max(0.0, float(start))),
+            "final_soc": st.final_soc if ends else 0.0,
         }
-        if st is not None:
-            start = st.initial_soc if initial_soc is None else initial_soc[p.id]
-            update["storage"] = st.model_copy(
-                update={
-                    "initial_soc": min(1.0, max(0.0, float(start))),
-                    "final_soc": st.final_soc if ends else 0.0,
-                }
-            )
-        return p.model_copy(update=update)
+        return {"storage": st.model_copy(update=soc)}
 
-    return s.model_copy(
-        update={
-            "name": f"{s.name} (periods {w.start}-{w.stop - 1})",
-            "periods": w.periods,
-            "uniform_fee": at(s.uniform_fee),
-            "communities": tuple(
-                c.model_copy(update={"intra_fee": at(c.intra_fee), "export_fee": at(c.export_fee)})
-                for c in s.communities
-            ),
-            "community_fees": tuple(
-                f.model_copy(update={"fee": at(f.fee)}) for f in s.community_fees
-            ),
-            "peers": tuple(peer(p) for p in s.peers),
-        }
+    return _sliced(
+        s,
+        lambda v: v[w.start : w.stop] if isinstance(v, tuple) else v,
+        name=f"{s.name} (periods {w.start}-{w.stop - 1})",
+        periods=w.periods,
+        storage=storage,
     )
 
 
@@ -204,39 +173,54 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     """
     if any(p.storage is not None for p in s.peers):
         raise OptionError("split_periods", "a scenario with storage cannot be cut into periods")
+    return _sliced(
+        s,
+        lambda v: v[t] if isinstance(v, tuple) else v,
+        name=f"{s.name} (period {t})",
+        periods=1,
+        storage=lambda p: {},
+    )
 
-    def at(value: Series | None) -> Series | None:
-        return value[t] if isinstance(value, tuple) else value
+
+def _sliced(
+    s: Scenario,
+    at: Callable[[Series | None], Series | None],
+    *,
+    name: str,
+    periods: int,
+    storage: Callable[[Peer], dict[str, object]],
+) -> Scenario:
+    """`s` with every series `at` a cut of its periods (`period_slice`, `window_slice`), and
+    each peer's storage updated as `storage` says. No second validation: cutting keeps every
+    rule true."""
 
     def peer(p: Peer) -> Peer:
         g = p.generation
-        return p.model_copy(
-            update={
-                "load_kw": at(p.load_kw),
-                "export_fee": at(p.export_fee),
-                "buy_price_per_kwh": at(p.buy_price_per_kwh),
-                "generation": None
-                if g is None
-                else g.model_copy(
-                    update={
-                        "min_kw": at(g.min_kw),
-                        "max_kw": at(g.max_kw),
-                        "offer_per_kwh": at(g.offer_per_kwh),
-                    }
-                ),
-                "flexible_load": tuple(
-                    b.model_copy(
-                        update={"max_kw": at(b.max_kw), "price_per_kwh": at(b.price_per_kwh)}
-                    )
-                    for b in p.flexible_load
-                ),
-            }
-        )
+        update: dict[str, object] = {
+            "load_kw": at(p.load_kw),
+            "export_fee": at(p.export_fee),
+            "buy_price_per_kwh": at(p.buy_price_per_kwh),
+            "generation": None
+            if g is None
+            else g.model_copy(
+                update={
+                    "min_kw": at(g.min_kw),
+                    "max_kw": at(g.max_kw),
+                    "offer_per_kwh": at(g.offer_per_kwh),
+                }
+            ),
+            "flexible_load": tuple(
+                b.model_copy(update={"max_kw": at(b.max_kw), "price_per_kwh": at(b.price_per_kwh)})
+                for b in p.flexible_load
+            ),
+            **storage(p),
+        }
+        return p.model_copy(update=update)
 
     return s.model_copy(
         update={
-            "name": f"{s.name} (period {t})",
-            "periods": 1,
+            "name": name,
+            "periods": periods,
             "uniform_fee": at(s.uniform_fee),
             "communities": tuple(
                 c.model_copy(update={"intra_fee": at(c.intra_fee), "export_fee": at(c.export_fee)})
