@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -42,6 +40,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
 import p2pmarket
+from browser_support import ARGS, artifacts, chromium_or_skip
 from p2pmarket.core.settlement.imbalance import schedule_readings
 from p2pmarket.service.app import DASHBOARD
 from p2pmarket.service.sessions import SessionTokens
@@ -50,17 +49,6 @@ from service_support import MANAGER, MEMBERS, Service, running_service, template
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDE, NARROW = 1400, 400
 ZONE = "Europe/Berlin"  # the browser's time zone: the page shows local times
 WAIT_MS = 20_000
@@ -98,42 +86,9 @@ def day_template() -> dict[str, Any]:
 # --- the browser ------------------------------------------------------------------------
 
 
-def _artifacts() -> Path:
-    default = Path(__file__).parent / "artifacts"
-    folder = Path(os.environ.get("P2PMARKET_TEST_ARTIFACTS") or default)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _chromium() -> str | None:
-    given = os.environ.get("P2PMARKET_CHROMIUM")
-    if given and Path(given).is_file():
-        return given
-    if CHROMIUM.is_file():
-        return str(CHROMIUM)
-    return shutil.which("chromium")
-
-
-def _browser_or_skip() -> str:
-    missing = []
-    executable = _chromium()
-    if executable is None:
-        missing.append("Chromium (apt-get install -y chromium, or source .ci/browser.sh)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("Playwright (pip install playwright)")
-    if missing or executable is None:
-        message = f"the dashboard's browser test needs {' and '.join(missing)}"
-        if os.environ.get("P2PMARKET_REQUIRE_BROWSER") == "1":
-            pytest.fail(message + " (P2PMARKET_REQUIRE_BROWSER=1)", pytrace=False)
-        pytest.skip(message)
-    return executable
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = _browser_or_skip()
+    executable = chromium_or_skip("the dashboard's browser test")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
@@ -381,7 +336,7 @@ def assert_fits(watched: Watched, width: int) -> None:
 
 
 def screenshot(watched: Watched, name: str) -> None:
-    watched.page.screenshot(path=str(_artifacts() / f"dashboard-{name}.png"), full_page=True)
+    watched.page.screenshot(path=str(artifacts() / f"dashboard-{name}.png"), full_page=True)
 
 
 # --- the tests -----------------------------------------------------------------------------

@@ -9,29 +9,17 @@ on CI), where it fails saying what is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from browser_support import ARGS, artifacts, chromium_or_skip
 from p2pmarket.app.run import settle_result
 from p2pmarket.core.kpis import kpis
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.reports import write_report
 from test_report_scale import thousand_peer_market
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTH = 1400
 
 
@@ -40,39 +28,16 @@ def thousand() -> ClearingResult:
     return thousand_peer_market()
 
 
-def _artifacts() -> Path:
-    default = Path(__file__).parent / "artifacts"
-    folder = Path(os.environ.get("P2PMARKET_TEST_ARTIFACTS") or default)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _browser_or_skip() -> None:
-    missing = []
-    if not CHROMIUM.is_file() and shutil.which("chromium") is None:
-        missing.append("Chromium (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("Playwright (pip install playwright)")
-    if missing:
-        message = f"the browser test needs {' and '.join(missing)}"
-        if os.environ.get("P2PMARKET_REQUIRE_BROWSER") == "1":
-            pytest.fail(message + " (P2PMARKET_REQUIRE_BROWSER=1)", pytrace=False)
-        pytest.skip(message)
-
-
 def test_a_thousand_peer_report_fits_a_1400_px_window(
     thousand: ClearingResult, tmp_path: Path
 ) -> None:
-    _browser_or_skip()
+    executable = chromium_or_skip("the browser test")
     from playwright.sync_api import sync_playwright
 
     settlement = settle_result(thousand)
     path = write_report(
         thousand, tmp_path, bills=settlement.bills, kpis=kpis(thousand, settlement).to_dict()
     )
-    executable = str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=executable, args=ARGS)
         try:
@@ -86,7 +51,7 @@ def test_a_thousand_peer_report_fits_a_1400_px_window(
             widest_image = page.evaluate(
                 "Math.max(...[...document.images].map(i => i.getBoundingClientRect().right))"
             )
-            page.screenshot(path=str(_artifacts() / "report-1000-peers.png"), full_page=True)
+            page.screenshot(path=str(artifacts() / "report-1000-peers.png"), full_page=True)
             # Opening every collapsed table keeps the page as wide as before.
             page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
             opened = page.evaluate("document.documentElement.scrollWidth")
