@@ -416,3 +416,13 @@ def test_concurrent_requests_with_one_nonce_are_accepted_once(store_url: str) ->
     store = ServiceStore(store_url)
     accepted = _together(4, lambda _: store.remember("P2", "same", until=2_000.0, now=1_000.0))
     assert sorted(accepted) == [False, False, False, True]
+
+
+def test_the_members_ordered_and_read_are_listed_without_their_bodies(store_url: str) -> None:
+    store = ServiceStore(store_url)
+    store.create_market(MARKETS[0])
+    for member in ("P3", "P10", "P3"):
+        store.add_order("m-a", member, "{}", "o")
+    store.save_readings("m-a", "P10", "[1]", "r")
+    assert store.ordered_members("m-a") == sorted(store.latest_orders("m-a")) == ["P10", "P3"]
+    assert store.readings_members("m-a") == sorted(store.readings("m-a")) == ["P10"]

@@ -221,9 +221,7 @@ async def caller(request: Request) -> Caller:
     verify: Callable[[str, str, Mapping[str, str], bytes], Caller] = request.app.state.verify
     # In a worker thread: the nonce is written to the store, which must not hold up the
     # event loop (every other request waits on it there).
-    who = await run_in_threadpool(verify, request.method, path, headers, body)
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    return Caller(who.key_id, who.is_manager, who.body, kind)
+    return await run_in_threadpool(verify, request.method, path, headers, body)
 
 
 Authenticated = Annotated[Caller, Depends(caller)]
@@ -375,7 +373,8 @@ def create_app(
                 f"more than {limiter.per_second:g} requests per second; retry in {wait:.1f} s",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-        return Caller(key_id, key_id == manager_key_id, body)
+        kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        return Caller(key_id, key_id == manager_key_id, body, kind)
 
     app.state.verify = verify
 
@@ -497,7 +496,7 @@ def create_app(
             "members": json.loads(market.members),
             "status": status,
             "orders_received": len(ordered),
-            "readings_received": len(store.readings(market.id)),
+            "readings_received": len(store.readings_members(market.id)),
             "bill_ready": store.has_event(market.id, "bill-ready"),
             "ledger_height": result.block_height if result is not None else None,
         }
@@ -768,7 +767,7 @@ def create_app(
                     if data.pop("audience") == "manager" and not who.is_manager:
                         continue
                     if row.market_id not in cache:
-                        market = store.market(row.market_id)
+                        market = await run_in_threadpool(store.market, row.market_id)
                         cache[row.market_id] = market is not None and visible(who, market)
                     if not cache[row.market_id]:
                         continue

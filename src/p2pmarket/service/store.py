@@ -426,6 +426,15 @@ class ServiceStore:
             )
             return cursor.rowcount == 1
 
+    def readings_members(self, market_id: str) -> list[str]:
+        """The members whose readings of `market_id` are stored, sorted (without reading
+        the readings)."""
+        with self._backend.read() as db:
+            rows = db.execute(
+                "SELECT member FROM readings WHERE market_id = ? ORDER BY member", (market_id,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def readings(self, market_id: str) -> dict[str, str]:
         """The stored readings of `market_id`, by member."""
         with self._backend.read() as db:
