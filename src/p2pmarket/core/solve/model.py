@@ -25,7 +25,7 @@ from p2pmarket.core.designs import Network, PeerData
 from p2pmarket.core.scenario import Scenario, series
 from p2pmarket.types import Objective
 
-__all__ = ["Layout", "build_model"]
+__all__ = ["Layout", "build_model", "layout_of"]
 
 Term = linopy.LinearExpression | linopy.Variable
 Expr = linopy.LinearExpression | int
@@ -62,7 +62,7 @@ def build_model(
     locates where an infeasible market cannot be balanced.
     """
     m = linopy.Model(force_dim_names=True)
-    layout = _layout(s, data, net, elastic)
+    layout = layout_of(s, data, net, elastic)
     define_generation(m, data, layout)
     define_trades(m, layout)
     define_storage(m, s, layout)
@@ -79,7 +79,8 @@ def build_model(
     return m, layout
 
 
-def _layout(s: Scenario, data: PeerData, net: Network, elastic: bool) -> Layout:
+def layout_of(s: Scenario, data: PeerData, net: Network, elastic: bool) -> Layout:
+    """The families' coordinates of the LP of `s` on `net` (shared with `matrix.py`)."""
     blocks = [(p.id, b) for p in s.peers for b in range(len(p.flexible_load))]
     return Layout(
         peers=data.ids,
