@@ -47,6 +47,7 @@ def no_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any call of linopy's or HiGHS's solve raises `SolverCalled`."""
     monkeypatch.setattr(linopy.Model, "solve", _refuse)
     monkeypatch.setattr(highspy.Highs, "run", _refuse)
+    monkeypatch.setattr(highspy.Highs, "solve", _refuse)
 
 
 # --- settlement and KPIs run no solver ----------------------------------------------------

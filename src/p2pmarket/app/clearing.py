@@ -81,6 +81,8 @@ def _rolling(
     lookahead = options.window if options.lookahead is None else options.lookahead
     plan = horizon.rolling_plan(scenario.periods, options.window, lookahead)
     start = time.perf_counter()
+    # Consecutive windows have the same LP but for its data: one solver instance, warm.
+    method = method.warm() if isinstance(method, CentralisedLP) else method
     parts: list[ClearingResult] = []
     soc: dict[str, float] | None = None
     for i, (solved, kept) in enumerate(plan):

@@ -1,7 +1,13 @@
-"""From a solved model to result tables: dispatch, trades, prices and duals."""
+"""From a solved LP to result tables: dispatch, trades, prices and duals.
+
+The solved LP arrives as `Solved` arrays, whichever way it was built and solved: from the
+array builder and HiGHS (`highs.py`), or from a linopy model (`from_linopy`, for other
+solvers and the elastic model).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +15,7 @@ import linopy
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
 import xarray as xr
 
 from p2pmarket.core.designs import Network, PeerData
@@ -18,7 +25,7 @@ from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve.model import Layout
 from p2pmarket.types import Design, Objective, Route, Status
 
-__all__ = ["TOLERANCE_KW", "DefinedPrices", "defined_prices", "extract"]
+__all__ = ["TOLERANCE_KW", "DefinedPrices", "Solved", "defined_prices", "extract", "from_linopy"]
 
 TOLERANCE_KW = 1e-7
 """Flows below this are reported as zero (solver noise)."""
@@ -26,11 +33,91 @@ TOLERANCE_PER_KWH = 1e-9
 """Two prices closer than this are one: a dual interval this narrow is a unique price."""
 
 
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A solved clearing LP as arrays: min c'x s.t. A x (sense) b, lower <= x <= upper.
+
+    `values`: each column family's solution, (elements, periods) in the `Layout`'s element
+    order (absent: the family has no element). `rows`: each row family's position in `a`,
+    shaped (elements, periods) or (elements,), -1 where the row was left out (it had no
+    entry); `row_index`: the family's elements. `y`: the row duals (HiGHS's sign: the
+    reduced costs are c - A'y). `cost_by_period`: the objective per period."""
+
+    values: Mapping[str, FloatArray]
+    rows: Mapping[str, IntArray]
+    row_index: Mapping[str, pd.Index]
+    a: sp.csr_matrix
+    b: FloatArray
+    sense: npt.NDArray[np.str_]
+    c: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    x: FloatArray
+    y: FloatArray
+    objective: float
+    cost_by_period: FloatArray | None
+    termination: str
+
+    def duals(self, periods: pd.Index) -> dict[str, xr.DataArray]:
+        """Each row family's duals with its coordinates (NaN where a row was left out)."""
+        out = {}
+        for name, at in self.rows.items():
+            index = self.row_index[name]
+            coords = [index, periods] if at.ndim == 2 else [index]
+            values = np.where(at >= 0, self.y[np.maximum(at, 0)], np.nan)
+            out[name] = xr.DataArray(values, coords=coords, name="dual")
+        return out
+
+
+def from_linopy(model: linopy.Model, layout: Layout) -> Solved:
+    """The arrays of a solved linopy model (its families as `model.py` names them)."""
+    mat = model.matrices
+    to_row = model.constraints.label_index.label_to_pos
+    values = {}
+    for name, variable in model.variables.items():
+        sol = variable.solution
+        dims = [d for d in sol.dims if d != "period"]
+        values[name] = np.asarray(sol.transpose(*dims, "period").values, dtype=float)
+    rows: dict[str, IntArray] = {}
+    row_index: dict[str, pd.Index] = {}
+    for name, constraint in model.constraints.items():
+        labels = constraint.labels
+        dims = [d for d in labels.dims if d != "period"]
+        order = (*dims, "period") if "period" in labels.dims else tuple(dims)
+        labels = labels.transpose(*order)
+        row_index[name] = labels.indexes[dims[0]]
+        found = labels.values
+        rows[name] = np.where(found >= 0, to_row[np.maximum(found, 0)], -1)
+    cost = layout.cost
+    return Solved(
+        values=values,
+        rows=rows,
+        row_index=row_index,
+        a=mat.A,
+        b=mat.b,
+        sense=np.asarray(mat.sense),
+        c=mat.c,
+        lower=mat.lb,
+        upper=mat.ub,
+        x=mat.sol,
+        y=mat.dual.astype(float),
+        objective=float(model.objective.value or 0.0),
+        cost_by_period=(
+            None if cost is None else np.asarray(cost.solution.values, dtype=float).reshape(-1)
+        ),
+        termination=str(model.termination_condition),
+    )
+
+
 def extract(
     s: Scenario,
     data: PeerData,
     net: Network,
-    model: linopy.Model,
+    solved: Solved,
     layout: Layout,
     design: Design,
     objective: Objective,
@@ -43,25 +130,22 @@ def extract(
     n = len(data.ids)
     dt = s.period_hours
 
-    def per_peer(name: str, dim: str, owner: pd.Index) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def per_peer(name: str, owner: pd.Index) -> FloatArray:
         out = np.zeros((n, T))
-        if name in model.variables:
-            values = model.variables[name].solution.transpose(dim, "period").values
-            np.add.at(out, data.ids.get_indexer(owner), values)
+        if len(owner) and name in solved.values:
+            np.add.at(out, data.ids.get_indexer(owner), solved.values[name])
         return _clean(out)
 
-    generation = per_peer("generation", "peer", layout.generators)
-    charge = per_peer("charge", "storage", layout.storage)
-    discharge = per_peer("discharge", "storage", layout.storage)
-    absorbed = per_peer("absorption", "absorber", layout.absorbers)
-    flexible = per_peer("flexible-load", "block", pd.Index(layout.block_owner))
+    generation = per_peer("generation", layout.generators)
+    charge = per_peer("charge", layout.storage)
+    discharge = per_peer("discharge", layout.storage)
+    absorbed = per_peer("absorption", layout.absorbers)
+    flexible = per_peer("flexible-load", pd.Index(layout.block_owner))
     soc = np.full((n, T), np.nan)
     if len(layout.storage):
-        soc[data.ids.get_indexer(layout.storage)] = _clean(
-            model.variables["soc"].solution.transpose("storage", "period").values
-        )
+        soc[data.ids.get_indexer(layout.storage)] = _clean(solved.values["soc"])
 
-    flow = model.variables["trade"].solution.transpose("link", "period").values
+    flow = solved.values["trade"] if len(layout.links) else np.zeros((0, T))
     flow = np.where(flow > TOLERANCE_KW, flow, 0.0)
     link, period = np.nonzero(flow)
     seller, buyer = net.seller[link], net.buyer[link]
@@ -97,8 +181,8 @@ def extract(
     np.add.at(node_in, (buyer, period), power)
     np.add.at(node_out, (seller, period), power)
 
-    duals = {name: model.constraints[name].dual.copy() for name in model.constraints}
-    defined = defined_prices(model, data, dt)
+    duals = solved.duals(layout.periods)
+    defined = defined_prices(solved, data, dt)
     price = defined.price
     # A peer that can never buy has no marginal cost of serving it: its balance dual is an
     # arbitrary vertex of the dual polytope, not a price. Report no buying price there.
@@ -171,21 +255,17 @@ def extract(
         design=Design(design),
         objective_kind=Objective(objective),
         status=Status.OPTIMAL,
-        termination=str(model.termination_condition),
-        objective=float(model.objective.value or 0.0),
+        termination=solved.termination,
+        objective=solved.objective,
         dispatch=dispatch,
         trades=trades,
         prices=prices,
-        duals={k: _plain(v) for k, v in duals.items()},
-        n_variables=int(model.nvars),
-        n_constraints=int(model.ncons),
+        duals=duals,
+        n_variables=int(solved.a.shape[1]),
+        n_constraints=int(solved.a.shape[0]),
         timings=Timings(build_seconds=0.0, solve_seconds=0.0),
         model=net.model,
-        objective_by_period=(
-            None
-            if layout.cost is None
-            else np.asarray(layout.cost.solution.values, dtype=float).reshape(-1)
-        ),
+        objective_by_period=solved.cost_by_period,
     )
 
 
@@ -197,13 +277,6 @@ def _clean(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.
 def _rows(values: Any) -> Any:
     """(peer, period) array -> one value per dispatch row, period-major."""
     return np.asarray(values).T.ravel()
-
-
-def _plain(values: xr.DataArray) -> xr.DataArray:
-    return values.rename(values.name or "dual")
-
-
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass(frozen=True)
@@ -230,7 +303,7 @@ class DefinedPrices:
     manager_high: FloatArray
 
 
-def defined_prices(model: linopy.Model, data: PeerData, dt: float) -> DefinedPrices:
+def defined_prices(solved: Solved, data: PeerData, dt: float) -> DefinedPrices:
     """The solver's duals moved, where they are not unique, to the defined point of
     docs/prices.md, read from the LP's reduced costs (no re-solve).
 
@@ -250,36 +323,29 @@ def defined_prices(model: linopy.Model, data: PeerData, dt: float) -> DefinedPri
     solution. A price pinned by a trade with energy stays the solver's: bills under the
     `marginal` rule, which price those trades, do not change.
     """
-    mat = model.matrices
-    a: Any = mat.A  # scipy CSR (constraints, variables); the model has both
-    x, lower, upper = mat.sol, mat.lb, mat.ub
-    y = mat.dual.astype(float).copy()
-    c = mat.c
-    to_row = model.constraints.label_index.label_to_pos
+    a: Any = sp.csr_matrix(solved.a)  # (constraints, variables)
+    x, lower, upper, c = solved.x, solved.lower, solved.upper, solved.c
+    y = solved.y.astype(float).copy()
     n, T = data.load_kw.shape
 
-    def rows_of(name: str, dim: str, index: pd.Index) -> npt.NDArray[np.int64]:
+    def rows_of(name: str, index: pd.Index) -> IntArray:
         out = np.full((len(index), T), -1, dtype=np.int64)
-        if name in model.constraints:
-            labels = model.constraints[name].labels.transpose(dim, "period")
-            where = index.get_indexer(labels.indexes[dim])
-            values = labels.values
-            out[where] = np.where(values >= 0, to_row[np.maximum(values, 0)], -1)
+        if name in solved.rows:
+            where = index.get_indexer(solved.row_index[name])
+            out[where] = solved.rows[name]
         return out
 
-    balance = rows_of("peer-balance", "peer", data.ids)
-    resale = rows_of("no-resale", "peer", data.ids)
-    managers = pd.Index([], dtype=np.int64)
-    if "manager-balance" in model.constraints:
-        managers = model.constraints["manager-balance"].indexes["manager"]
-    manager = rows_of("manager-balance", "manager", managers)
+    balance = rows_of("peer-balance", data.ids)
+    resale = rows_of("no-resale", data.ids)
+    managers = solved.row_index.get("manager-balance", pd.Index([], dtype=np.int64))
+    manager = rows_of("manager-balance", managers)
 
     fixed = upper - lower <= TOLERANCE_KW
     at_lower = ~fixed & np.isclose(x, lower, rtol=1e-9, atol=TOLERANCE_KW)
     at_upper = ~fixed & np.isclose(x, upper, rtol=1e-9, atol=TOLERANCE_KW)
     status = _Columns(inner=~(fixed | at_lower | at_upper), lower=at_lower, upper=at_upper)
-    le = np.asarray(mat.sense) == "<"
-    rows = _Rows(le=le, slack=le & (a @ x - mat.b < -TOLERANCE_KW))
+    le = np.asarray(solved.sense) == "<"
+    rows = _Rows(le=le, slack=le & (a @ x - solved.b < -TOLERANCE_KW))
     eps = TOLERANCE_PER_KWH * dt
 
     has_row: npt.NDArray[np.bool_] = resale >= 0

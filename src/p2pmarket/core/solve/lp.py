@@ -23,8 +23,10 @@ from linopy.constants import TerminationCondition
 from p2pmarket.core.designs import Network, PeerData, design_network, peer_data
 from p2pmarket.core.results import ClearingResult, Timings
 from p2pmarket.core.scenario import Scenario
-from p2pmarket.core.solve.extract import extract
-from p2pmarket.core.solve.model import build_model
+from p2pmarket.core.solve.extract import Solved, extract, from_linopy
+from p2pmarket.core.solve.highs import HighsSession
+from p2pmarket.core.solve.matrix import build_matrix
+from p2pmarket.core.solve.model import Layout, build_model
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import InfeasibleMarketError, SolverError, TimeLimitError
 from p2pmarket.types import Design, Objective
@@ -70,7 +72,12 @@ def _silence_highs_banner() -> None:
 class CentralisedLP:
     """Clear the horizon of a scenario as one LP (the `Clearing` protocol of
     `p2pmarket.core.solve`). `reduce`: use the exact hub model of a full p2p market (None:
-    by size; see `p2pmarket.core.designs.hubs.use_hubs`)."""
+    by size; see `p2pmarket.core.designs.hubs.use_hubs`).
+
+    With HiGHS (the default solver) the LP is built as arrays (`matrix.py`) and handed to
+    highspy; with any other solver it is built and solved through linopy (`model.py`), the
+    same LP. `warm()` gives a clearing that keeps its HiGHS instance from window to window
+    (`highs.HighsSession`), for the consecutive windows of a rolling horizon."""
 
     reduce: bool | None = None
     name: str = "centralised-lp"
@@ -85,15 +92,43 @@ class CentralisedLP:
     ) -> ClearingResult:
         """Clear every period of `scenario` as one LP; `first_period` numbers its periods in
         messages, for a window cut from a longer horizon."""
+        return self.clear_with(HighsSession(), scenario, design, objective, options, first_period)
+
+    def warm(self) -> WarmLP:
+        """This clearing with one HiGHS instance kept across its windows."""
+        return WarmLP(self, HighsSession())
+
+    def clear_with(
+        self,
+        session: HighsSession,
+        scenario: Scenario,
+        design: Design,
+        objective: Objective,
+        options: SolverOptions,
+        first_period: int = 0,
+    ) -> ClearingResult:
+        """`clear_window` on `session`'s HiGHS instance (its last basis the start where the
+        LP has the same matrix)."""
         start = time.perf_counter()
         data = peer_data(scenario)
         net = design_network(scenario, data, design, objective, self.reduce)
         refuse_isolated_load(data, net, first_period)
-        model, layout = build_model(scenario, data, net, objective)
-        built = time.perf_counter()
-        _solve(model, options)
-        solved = time.perf_counter()
-        condition = _termination(model)
+        solved: Solved | None = None
+        if options.solver == "highs":
+            lp = build_matrix(scenario, data, net, objective)
+            layout: Layout = lp.layout
+            built = time.perf_counter()
+            if not options.log:
+                _silence_highs_banner()
+            condition, solved = session.solve(lp, options)
+            run_time = session.run_time
+        else:
+            model, layout = build_model(scenario, data, net, objective)
+            built = time.perf_counter()
+            _solve(model, options)
+            condition = _termination(model)
+            run_time = _solver_run_time(model)
+        finished = time.perf_counter()
         if condition in _INFEASIBLE:
             raise _diagnose(scenario, data, net, objective, options, first_period)
         if condition in _TIME_LIMIT:
@@ -102,14 +137,38 @@ class CentralisedLP:
             raise SolverError(
                 f"the solver stopped with status {condition.value!r}", status=condition.value
             )
-        result = extract(scenario, data, net, model, layout, design, objective)
+        if solved is None:
+            solved = from_linopy(model, layout)
+        result = extract(scenario, data, net, solved, layout, design, objective)
         timings = Timings(
             build_seconds=built - start,
-            solve_seconds=solved - built,
-            solver_seconds=_solver_run_time(model),
-            extract_seconds=time.perf_counter() - solved,
+            solve_seconds=finished - built,
+            solver_seconds=run_time,
+            extract_seconds=time.perf_counter() - finished,
         )
-        return dataclasses.replace(result, timings=timings)
+        return dataclasses.replace(result, timings=timings, method=self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmLP:
+    """A `CentralisedLP` whose windows share one HiGHS instance (`CentralisedLP.warm`)."""
+
+    lp: CentralisedLP
+    session: HighsSession
+
+    @property
+    def name(self) -> str:
+        return self.lp.name
+
+    def clear_window(
+        self,
+        scenario: Scenario,
+        design: Design,
+        objective: Objective,
+        options: SolverOptions,
+        first_period: int = 0,
+    ) -> ClearingResult:
+        return self.lp.clear_with(self.session, scenario, design, objective, options, first_period)
 
 
 def _termination(model: linopy.Model) -> TerminationCondition:

@@ -190,8 +190,8 @@ def build_matrix(s: Scenario, data: PeerData, net: Network, objective: Objective
     link_cost = net.fee_per_kwh
     if objective == "paper":
         seller_offer = np.zeros_like(link_cost)
-        from_peer = net.seller < net.n_peers
-        seller_offer[from_peer] = data.offer_per_kwh[net.seller[from_peer]]
+        sold = net.seller < net.n_peers
+        seller_offer[sold] = data.offer_per_kwh[net.seller[sold]]
         link_cost = link_cost + seller_offer
     cost[col["trade"]] = dt * link_cost
     if units:
@@ -242,7 +242,9 @@ def build_matrix(s: Scenario, data: PeerData, net: Network, objective: Objective
         entries.add(peer_row[owner], col["discharge"], 1.0)
         entries.add(peer_row[owner], col["charge"], -1.0)
     if len(layout.blocks):
-        entries.add(peer_row[peers.get_indexer(layout.block_owner)], col["flexible-load"], -1.0)
+        entries.add(
+            peer_row[peers.get_indexer(pd.Index(layout.block_owner))], col["flexible-load"], -1.0
+        )
     if len(layout.absorbers):
         entries.add(peer_row[peers.get_indexer(layout.absorbers)], col["absorption"], -1.0)
     b[peer_row] = data.load_kw
