@@ -123,6 +123,8 @@ def _lf_rows(text: str) -> str:
     """CSV text written with CRLF row ends (so that the writer quotes every cell holding a
     CR or LF) with LF row ends: a CRLF is a row end where an even number of `"` precede it,
     and inside a quoted cell otherwise."""
+    if '"' not in text:  # no quoted cell: every CRLF is a row end
+        return text.replace("\r\n", "\n")
     rows, quotes, pieces = [], 0, text.split("\r\n")
     for n, piece in enumerate(pieces):
         quotes += piece.count('"')
@@ -164,7 +166,12 @@ def _map_text(table: pd.DataFrame, change: Callable[[str], str]) -> pd.DataFrame
         values = table[column]
         if values.dtype.kind != "O":
             continue
-        changed = values.map(lambda v: change(v) if isinstance(v, str) else v, na_action="ignore")
+        # Each distinct cell changed once: a column of a million rows has few distinct names.
+        distinct = pd.unique(values.dropna())
+        new = {v: change(v) for v in distinct if isinstance(v, str)}
+        if all(new[v] == v for v in new):
+            continue
+        changed = values.map(lambda v, new=new: new.get(v, v), na_action="ignore")
         changed = changed.astype(values.dtype)  # an all-missing text column stays text
         if not changed.equals(values):
             if out is table:
@@ -182,13 +189,15 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in floats:
         values = np.round(table[column].to_numpy(dtype=float), _DECIMALS) + 0.0
-        text = np.char.mod(f"%.{_DECIMALS}f", values)
+        # Each distinct value written once (a year of dispatch holds many repeated ones).
+        distinct, at = np.unique(values, return_inverse=True)
+        text = np.char.mod(f"%.{_DECIMALS}f", distinct)
         text = np.char.rstrip(np.char.rstrip(text, "0"), ".")
-        whole = np.isfinite(values) & (np.char.find(text, ".") < 0)
+        whole = np.isfinite(distinct) & (np.char.find(text, ".") < 0)
         text = np.where(whole, np.char.add(text, ".0"), text)
         cells = text.astype(object)
-        cells[np.isnan(values)] = None
-        out[column] = pd.Series(cells, index=table.index, dtype=object)
+        cells[np.isnan(distinct)] = None
+        out[column] = pd.Series(cells[at.reshape(-1)], index=table.index, dtype=object)
     return out
 
 
