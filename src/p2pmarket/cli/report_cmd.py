@@ -1,5 +1,6 @@
-"""Command-line pieces of the reports (SPEC C7, C8): `p2pmarket report DIR`, the extra files
-of `run --report --format parquet`, and the reports of `paper --out DIR`.
+"""Command-line pieces of the reports (SPEC C7, C8): `p2pmarket report DIR` (a run directory,
+or a sweep directory: `sweep_report`), the extra files of `run --report --format parquet`,
+and the reports of `paper --out DIR`.
 
 `report` is a typer command function; `cli/main.py` registers it. Errors are p2pmarket's own
 (`ScenarioError` for a directory that is not a run directory), turned into one line and an
@@ -32,12 +33,22 @@ from p2pmarket.io.scenario_files import load_scenario, write_bytes_atomic
 from p2pmarket.io.tables import read_table
 from p2pmarket.types import Objective
 
-__all__ = ["paper_reports", "rebuild_result", "report", "run_settlement", "write_run_extras"]
+__all__ = [
+    "draw_sweep_report",
+    "paper_reports",
+    "read_sweep_table",
+    "rebuild_result",
+    "report",
+    "run_settlement",
+    "write_run_extras",
+]
 
 SCENARIO_FILE = "scenario.yaml"
 SUMMARY_FILE = "summary.json"
 BILLS_FILE = "bills.csv"
 KPIS_FILE = "kpis.json"
+SWEEP_TABLE = "sweep"
+"""`p2pmarket sweep --out DIR` writes DIR/sweep.csv (and .parquet, and tables.json)."""
 
 
 def rebuild_result(run_dir: Path) -> ClearingResult:
@@ -79,7 +90,11 @@ def rebuild_result(run_dir: Path) -> ClearingResult:
 
 def report(
     run_dir: Annotated[
-        Path, typer.Argument(help="A run directory, written by `p2pmarket run ... --out DIR`.")
+        Path,
+        typer.Argument(
+            help="A run directory, written by `p2pmarket run ... --out DIR`, or a sweep "
+            "directory, written by `p2pmarket sweep ... --out DIR`."
+        ),
     ],
     table_format: Annotated[
         str | None,
@@ -89,6 +104,8 @@ def report(
     """Write DIR/report.html (summary, KPIs, figures, tables) for a run directory.
 
     Clears DIR/scenario.yaml again as DIR/summary.json records; shows bills.csv, kpis.json.
+    For a sweep directory (DIR/sweep.csv): the variants, the failed ones and a figure of the
+    KPIs against each swept parameter (also written as DIR/sweep-kpis.png).
     """
     from p2pmarket.io.tables import FORMATS, result_tables, write_tables
 
@@ -96,6 +113,15 @@ def report(
         raise OptionError("--format", f"{table_format!r} is not one of {', '.join(FORMATS)}")
     target = OutputDirectory(run_dir, "p2pmarket report", option="DIR", keep_existing=True)
     console = Console()
+    if _is_sweep_dir(run_dir):
+        table = read_sweep_table(run_dir)
+        target.check()
+        with target.staging() as stage:
+            written = draw_sweep_report(table, stage, console)
+            if table_format is not None:
+                written += write_tables({SWEEP_TABLE: table}, stage, format=table_format)
+        print_written(console, written, run_dir)
+        return
     with progress_bar(console) as progress:
         progress.add_task(f"clearing {run_dir} again", total=None)
         result = rebuild_result(run_dir)
@@ -115,6 +141,36 @@ def report(
             tables = result_tables(result, bills=bills, prices=billed.prices)
             written += write_tables(tables, stage, format=table_format)
     print_written(console, written, run_dir)
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    return (path / f"{SWEEP_TABLE}.csv").is_file() and not (path / SUMMARY_FILE).is_file()
+
+
+def read_sweep_table(sweep_dir: Path) -> pd.DataFrame:
+    """The table a sweep wrote (DIR/sweep.csv, its column types from DIR/tables.json where
+    it lists them); `ScenarioError` naming the file when it cannot be read or is not one."""
+    from p2pmarket.io.tables import read_tables
+
+    path = sweep_dir / f"{SWEEP_TABLE}.csv"
+    try:
+        tables = read_tables(sweep_dir) if (sweep_dir / "tables.json").is_file() else {}
+        table = tables[SWEEP_TABLE] if SWEEP_TABLE in tables else read_table(path)
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(path.name, f"cannot be read: {exc}") from None
+    missing = [c for c in ("variant", "status", "error") if c not in table.columns]
+    if missing:
+        raise ScenarioError(path.name, f"has no column {', '.join(map(repr, missing))}")
+    return table
+
+
+def draw_sweep_report(table: pd.DataFrame, out: Path, console: Console | None) -> list[Path]:
+    """`out/report.html` and `out/sweep-kpis.png` of a sweep's table."""
+    from p2pmarket.reports.sweep import write_sweep_report
+
+    with progress_bar(console) as progress:
+        progress.add_task("drawing the sweep's report", total=None)
+        return write_sweep_report(table, out)
 
 
 def run_settlement(run_dir: Path) -> tuple[pd.DataFrame | None, dict[str, object] | None]:

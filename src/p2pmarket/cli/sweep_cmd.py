@@ -37,6 +37,7 @@ from p2pmarket.cli.common import (
     scenario_source,
 )
 from p2pmarket.cli.render import terminal_text
+from p2pmarket.cli.report_cmd import draw_sweep_report
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import SolverOptions
 from p2pmarket.errors import MissingExtraError, OptionError
@@ -46,6 +47,7 @@ from p2pmarket.io.tables import write_tables
 __all__ = ["SWEEP_FILES", "journal_path", "sweep", "sweep_base"]
 
 SWEEP_FILES = ("sweep.csv", "sweep.parquet", "tables.json")
+"""What a sweep writes into --out (with --report also report.html and sweep-kpis.png)."""
 TABLE = "sweep"
 
 
@@ -102,6 +104,12 @@ def sweep(
         float | None,
         typer.Option(help="Stop each variant's solver after this many seconds (it fails)."),
     ] = None,
+    with_report: Annotated[
+        bool,
+        typer.Option(
+            "--report", help="Also write report.html and sweep-kpis.png (KPIs per parameter)."
+        ),
+    ] = False,
 ) -> None:
     """Clear every combination of the grids; one row per variant in sweep.csv and
     sweep.parquet. An interrupted sweep resumes when run again with the same --out."""
@@ -122,7 +130,7 @@ def sweep(
         _require("distributed", "--workers" if scheduler is None else "--scheduler")
     target = OutputDirectory(out, "p2pmarket sweep", force=force)
     target.check()
-    _run(plan, target, workers, scheduler)
+    _run(plan, target, workers, scheduler, with_report)
 
 
 def _require(package: str, feature: str) -> None:
@@ -131,7 +139,11 @@ def _require(package: str, feature: str) -> None:
 
 
 def _run(
-    plan: SweepPlan, target: OutputDirectory, workers: int | None, scheduler: str | None
+    plan: SweepPlan,
+    target: OutputDirectory,
+    workers: int | None,
+    scheduler: str | None,
+    with_report: bool = False,
 ) -> None:
     """Run the sweep with its journal, then write the table into `target` (module docstring)."""
     out = target.path
@@ -166,6 +178,8 @@ def _run(
             with target.staging() as stage:
                 csv = write_tables({TABLE: table}, stage, format="csv")
                 written = [*csv[:-1], *write_tables({TABLE: table}, stage, format="parquet")]
+                if with_report:
+                    written += draw_sweep_report(table, stage, console)
             journal.remove()
         except KeyboardInterrupt:
             if writing:

@@ -14,6 +14,12 @@ are imported on first use: `p2pmarket.reports.tables` alone does not load matplo
   (for a progress bar). `priced=` gives the clearing whose prices the bills charge.
 - Large markets (past `scale.PER_PEER` peers) are drawn by community, every figure of a
   bounded size (`p2pmarket.reports.scale`).
+- Long horizons (a week or more, `is_long`): the report draws `daily_energy_figure`,
+  `price_heatmap_figure`, `monthly_shares_figure` (`monthly_shares` its data) and
+  `savings_figure` instead of a bar or a cell per period (`p2pmarket.reports.year`,
+  docs/year-report.md).
+- Sweeps: `kpi_figure(table)` and `write_sweep_report(table, out_dir)` for the table of
+  `p2pmarket.app.sweep` (`p2pmarket.reports.sweep`, docs/sweeps.md).
 - Tables: `result_tables`, `write_tables(tables, out, format="csv" | "parquet")`,
   `read_tables`.
 """
@@ -52,6 +58,15 @@ if TYPE_CHECKING:
     )
     from p2pmarket.reports.network import busiest_period, network_layout, trade_network_figure
     from p2pmarket.reports.style import PALETTE, PeerStyle, figure_png, peer_colours, peer_styles
+    from p2pmarket.reports.sweep import kpi_figure, sweep_report_html, write_sweep_report
+    from p2pmarket.reports.year import (
+        daily_energy_figure,
+        is_long,
+        monthly_shares,
+        monthly_shares_figure,
+        price_heatmap_figure,
+        savings_figure,
+    )
 
 __all__ = [
     "BILL_COLUMNS",
@@ -61,28 +76,37 @@ __all__ = [
     "PeerStyle",
     "bills_figure",
     "busiest_period",
+    "daily_energy_figure",
     "design_comparison_figure",
     "figure_png",
     "figure_steps",
     "format_value",
     "generation_load_figure",
     "imports_exports_figure",
+    "is_long",
+    "kpi_figure",
+    "monthly_shares",
+    "monthly_shares_figure",
     "network_layout",
     "paper_report_steps",
     "peer_colours",
     "peer_styles",
     "peer_totals",
     "price_figure",
+    "price_heatmap_figure",
     "read_table",
     "read_tables",
     "report_html",
     "report_steps",
     "result_tables",
+    "savings_figure",
     "standard_figures",
     "state_of_charge_figure",
+    "sweep_report_html",
     "trade_network_figure",
     "write_paper_reports",
     "write_report",
+    "write_sweep_report",
     "write_table",
     "write_tables",
 ]
@@ -109,6 +133,15 @@ _HOME = {
         "write_report",
     ),
     "network": ("busiest_period", "network_layout", "trade_network_figure"),
+    "sweep": ("kpi_figure", "sweep_report_html", "write_sweep_report"),
+    "year": (
+        "daily_energy_figure",
+        "is_long",
+        "monthly_shares",
+        "monthly_shares_figure",
+        "price_heatmap_figure",
+        "savings_figure",
+    ),
     "style": ("PALETTE", "PeerStyle", "figure_png", "peer_colours", "peer_styles"),
     "tables": (
         "FORMATS",

@@ -6,7 +6,9 @@ escaped; pages are written through a temporary file and a rename. Values are wri
 member of an energy community (`p2pmarket.reports.labels`): labels in words with units,
 money to cents, shares in per cent, solver details and timings in a collapsed section; long
 tables show their largest rows and collapse the rest, so that a report of a thousand peers
-stays a page of bounded size that never scrolls sideways.
+stays a page of bounded size that never scrolls sideways. A horizon of `year.LONG_DAYS`
+days or more is drawn by day and by month (`p2pmarket.reports.year`, docs/year-report.md)
+instead of with a bar or a cell per period.
 """
 
 from __future__ import annotations
@@ -42,15 +44,29 @@ from p2pmarket.reports.labels import (
 )
 from p2pmarket.reports.network import busiest_period
 from p2pmarket.reports.style import figure_png, period_label
+from p2pmarket.reports.year import (
+    BLOCK_DAYS,
+    YEAR_CAPTIONS,
+    YEAR_FIGURE_STEPS,
+    draw_year_figure,
+    is_long,
+    long_horizon_note,
+    year_figure_steps,
+)
 from p2pmarket.types import NodeKind
 
 __all__ = [
+    "FULL_ROWS",
     "REPORT_NAME",
+    "Column",
+    "figure_html",
     "format_value",
+    "page_html",
     "paper_index_html",
     "paper_report_steps",
     "report_html",
     "report_steps",
+    "rows_table",
     "write_paper_reports",
     "write_report",
 ]
@@ -128,6 +144,7 @@ _CAPTIONS = {
     ),
     "bills": "Each peer's cost in the market against its grid-only baseline, and its savings.",
     "design-comparison": "The same scenario under each market design, side by side.",
+    **YEAR_CAPTIONS,
 }
 
 
@@ -264,6 +281,24 @@ def _figure(name: str, png: bytes, caption: str) -> str:
     )
 
 
+def page_html(title: str, parts: Sequence[str]) -> str:
+    """A self-contained page in the reports' style: `title` (text) and `parts` (HTML, each
+    escaped already), e.g. a sweep's report (`p2pmarket.reports.sweep`)."""
+    return _PAGE.substitute(title=html.escape(title), body="\n".join(parts), version=__version__)
+
+
+def figure_html(name: str, png: bytes, caption: str) -> str:
+    """A figure embedded as PNG with its caption (text), its element id `figure-NAME`."""
+    return _figure(name, png, caption)
+
+
+def rows_table(
+    frame: pd.DataFrame, columns: Sequence[Column], *, caption: str = "", scroll: bool = False
+) -> str:
+    """`frame` as an escaped HTML table of `columns`, numeric ones right-aligned."""
+    return _rows_table(frame, columns, caption=caption, scroll=scroll)
+
+
 SUMMARY_STEP = "writing the summary"
 TABLES_STEP = "writing the tables"
 
@@ -276,8 +311,23 @@ def report_steps(
 ) -> list[str]:
     """What `on_step` of `report_html` / `write_report` is told, in order, for these
     arguments: one step per section and per figure (`len` of it is the number of steps)."""
-    figures = figure_steps(result, bills=bills, comparison=comparison)
+    figures = _figure_steps(result, bills=bills, comparison=comparison)
     return [SUMMARY_STEP, *(description for _, description in figures), TABLES_STEP]
+
+
+def _figure_steps(
+    result: ClearingResult,
+    *,
+    bills: pd.DataFrame | None,
+    comparison: Sequence[ClearingResult],
+) -> list[tuple[str, str]]:
+    """The figures of a report: `figure_steps`, or for a long horizon (`year.is_long`) the
+    trade network of its busiest period, the year figures, the bills and the comparison."""
+    steps = figure_steps(result, bills=bills, comparison=comparison)
+    if not is_long(result.scenario):
+        return steps
+    kept = [step for step in steps if step[0] in ("bills", "design-comparison")]
+    return [steps[0], *year_figure_steps(bills), *kept]
 
 
 def report_html(
@@ -325,12 +375,18 @@ def report_html(
 
     parts.append('<h2 id="figures">Figures</h2>')
     busiest = period_label(result, busiest_period(result))
+    if is_long(s):
+        parts.append(f"<p class='note'>{html.escape(long_horizon_note(s))}</p>")
     # Each figure drawn, rendered and let go in turn: one figure in memory at a time.
-    for name, description in figure_steps(result, bills=bills, comparison=comparison):
+    for name, description in _figure_steps(result, bills=bills, comparison=comparison):
         step(description)
-        fig = draw_figure(name, result, bills=bills, comparison=comparison, priced=billed)
-        caption = _CAPTIONS[name].format(period=busiest)
-        if name == "prices" and billed is not None:
+        if name in YEAR_FIGURE_STEPS:
+            note = {"price-heatmap": "system-cost prices, as billed"} if billed else {}
+            fig = draw_year_figure(name, result, bills=bills, priced=billed, notes=note)
+        else:
+            fig = draw_figure(name, result, bills=bills, comparison=comparison, priced=billed)
+        caption = _CAPTIONS[name].format(period=busiest, month=f"block of {BLOCK_DAYS} days")
+        if name in ("prices", "price-heatmap") and billed is not None:
             caption += " " + billed_prices_note(result, billed)
         parts.append(_figure(name, figure_png(fig, dpi=DPI), caption))
         fig.clear()
@@ -468,7 +524,7 @@ def _tables(
     frame = trades.assign(
         seller=_node_names(trades["seller"], trades["seller_kind"]),
         buyer=_node_names(trades["buyer"], trades["buyer_kind"]),
-        route=[_ROUTE_WORDS.get(str(r), str(r)) for r in trades["route"]],
+        route=_route_words(trades["route"]),
     )
     trade_columns = [
         Column("period", "period", format_value, True),
@@ -542,11 +598,16 @@ def _tables(
     return parts
 
 
-def _node_names(names: pd.Series, kinds: pd.Series) -> list[str]:
-    return [
-        f"manager {n}" if k == NodeKind.MANAGER else str(n)
-        for n, k in zip(names, kinds, strict=True)
-    ]
+def _node_names(names: pd.Series, kinds: pd.Series) -> pd.Series:
+    """`manager C3` for a manager, a peer's id as it is; whole columns at once (a year of
+    trades has a million rows)."""
+    text = names.astype(str)
+    return text.where((kinds != NodeKind.MANAGER).to_numpy(), "manager " + text)
+
+
+def _route_words(routes: pd.Series) -> pd.Series:
+    text = routes.astype(str)
+    return text.map(_ROUTE_WORDS).fillna(text)
 
 
 _GRID_PERIODS = 12
@@ -558,7 +619,8 @@ def _prices_table(result: ClearingResult) -> str:
     p = result.prices
     currency = result.scenario.currency
     owner = result.scenario.community_of()
-    nodes = list(dict.fromkeys(zip(p["node"], p["kind"], strict=True)))
+    first = p[["node", "kind"]].drop_duplicates()
+    nodes = list(zip(first["node"], first["kind"], strict=True))
     caption = f"Buying price in {currency}/kWh (the dual of the node's balance)."
     table = p.pivot(index=["node", "kind"], columns="period", values="price_per_kwh")
     table = table.reindex(pd.MultiIndex.from_tuples(nodes, names=["node", "kind"]))
