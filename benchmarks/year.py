@@ -2,7 +2,7 @@
 
 python benchmarks/year.py [--households 100] [--pv-share 0.6] [--battery-share 0.5]
                           [--design p2p] [--hours 8760] [--window 24] [--lookahead 24]
-                          [--workers N] [--seed 0]
+                          [--workers N] [--threads N] [--seed 0]
 
 Generates the community (`p2pmarket.generate.community`; battery share 0.5 of the PV
 households = 30 % of households), writes it and reads it back as a user's run does, then
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=24)
     parser.add_argument("--lookahead", type=int, default=24)
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
+    parser.add_argument("--threads", type=int, default=None, help="HiGHS threads per solve")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -53,7 +54,7 @@ def main() -> None:
         scenario = p2pmarket.load_scenario(Path(tmp) / "scenario" / "scenario.yaml")
         t2 = time.perf_counter()
         options = p2pmarket.SolverOptions(
-            window=args.window, lookahead=args.lookahead, workers=args.workers
+            window=args.window, lookahead=args.lookahead, workers=args.workers, threads=args.threads
         )
         run = p2pmarket.run_market(
             scenario, args.design, options=options, runner=runner_for(args.workers)

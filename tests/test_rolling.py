@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -141,6 +142,42 @@ def test_a_rolled_market_is_settled_and_billed_over_the_whole_horizon() -> None:
     assert bills["cost_baseline"].to_numpy() == pytest.approx(
         expected["cost_baseline"].to_numpy(), rel=1e-6
     )
+
+
+def test_the_baseline_cleared_beside_the_market_is_the_same() -> None:
+    """With local processes allowed, a rolling market's baseline is cleared in a process of
+    its own while the market clears here (`Background`): same bills as one after the other,
+    and every baseline window told."""
+    s = days("seventeen-peer-case-3", 3)
+    options = SolverOptions(window=24, lookahead=24)
+    told: list[tuple[str, int, int]] = []
+    beside = p2pmarket.run_market(
+        s,
+        options=options,
+        runner=p2pmarket.LocalProcesses(2),
+        on_window=lambda which, done, total: told.append((which, done, total)),
+    )
+    alone = p2pmarket.run_market(s, options=options, runner=p2pmarket.InProcess())
+    pd.testing.assert_frame_equal(beside.settlement.bills, alone.settlement.bills)
+    baseline = [(done, total) for which, done, total in told if which == "no-trading baseline"]
+    assert baseline and baseline[-1] == (3, 3)
+    assert sorted(set(baseline)) == baseline
+
+
+def test_windows_solved_warm_equal_windows_solved_cold() -> None:
+    """One HiGHS instance kept from window to window (its last basis the next start) finds
+    each window's optimum, the same as a fresh instance per window."""
+    s = days("seventeen-peer-case-3", 3)
+    lp = p2pmarket.CentralisedLP()
+    warm = lp.warm()
+    instances = set()
+    for start in (0, 24, 48):
+        window = window_slice(s, rolling_plan(72, 24, 0)[start // 24][0], initial_soc=None)
+        objective = warm.clear_window(window, "p2p", "system-cost", SolverOptions()).objective
+        cold = lp.clear_window(window, "p2p", "system-cost", SolverOptions()).objective
+        assert objective == pytest.approx(cold, rel=1e-9, abs=1e-9)
+        instances.add(id(warm.session._highs))
+    assert len(instances) == 1  # the windows share their LP's matrix: one instance, warm
 
 
 def test_windows_are_planned_to_the_end() -> None:

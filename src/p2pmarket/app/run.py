@@ -9,6 +9,7 @@ itself; this layer decides which clearings it needs (the market; the market agai
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.settlement import Settlement, baseline_scenario, settle
 from p2pmarket.core.solve import SolverOptions
 from p2pmarket.errors import InfeasibleMarketError
-from p2pmarket.runners import Runner
+from p2pmarket.runners import Background, LocalProcesses, Runner, runner_for, tell
 from p2pmarket.types import Design, NodeKind, Objective, Rule, parse
 
 __all__ = [
@@ -93,6 +94,22 @@ class Clearings:
             return None, f"the no-trading baseline is infeasible: {found}"
         return found, ""
 
+    def has_baseline(self, scenario: Scenario) -> bool:
+        return scenario in self._baselines
+
+    def receive_baseline(
+        self, scenario: Scenario, pending: Background[ClearingResult | InfeasibleMarketError]
+    ) -> None:
+        """The baseline of `scenario` from a `Background` clearing, its windows told to
+        `on_window` as they arrive."""
+        self._baselines[scenario] = pending.result(self.relay_baseline)
+
+    def relay_baseline(self, message: object) -> None:
+        """A window of a `Background` baseline clearing, told to `on_window`."""
+        told = self._told("no-trading baseline")
+        if told is not None and isinstance(message, tuple):
+            told(*message)
+
     def _told(self, which: str) -> Callable[[int, int], None] | None:
         on_window = self.on_window
         if on_window is None:
@@ -143,18 +160,67 @@ def run_market(
     clearings = clearings or Clearings(options, runner, on_window)
     d = parse(Design, design or scenario.design, "design")
     o = parse(Objective, objective or scenario.objective, "objective")
-    result = clear(
-        scenario,
-        design,
-        objective,
-        options,
-        reduce,
-        runner=runner,
-        on_window=clearings._told(f"{d} {o}"),
-    )
+    baseline = _baseline_beside(scenario, options, runner, clearings)
+    market_told = clearings._told(f"{d} {o}")
+
+    def on_market_window(done: int, total: int) -> None:
+        if market_told is not None:
+            market_told(done, total)
+        if baseline is not None:  # the baseline's own windows, as they come
+            for message in baseline.messages():
+                clearings.relay_baseline(message)
+
+    try:
+        result = clear(
+            scenario,
+            design,
+            objective,
+            options,
+            reduce,
+            runner=runner,
+            on_window=on_market_window,
+        )
+    except BaseException:
+        if baseline is not None:
+            baseline.close()
+        raise
+    if baseline is not None:
+        clearings.receive_baseline(scenario, baseline)
     settlement = clearings.settle(result, rule)
     priced = clearings.priced(result)
     return MarketRun(result, settlement, kpis(result, settlement), priced)
+
+
+def _baseline_beside(
+    scenario: Scenario, options: SolverOptions, runner: Runner | None, clearings: Clearings
+) -> Background[ClearingResult | InfeasibleMarketError] | None:
+    """The no-trading baseline of a rolling horizon started in a process of its own, cleared
+    while this one clears the market, where local processes are allowed (`options.workers`
+    not 1, or a `LocalProcesses` runner) and there are cores for both; else None (it is then
+    cleared after the market, as any baseline). A window-by-window market and its baseline
+    are two long independent sequences: on two cores they take the time of one."""
+    rolling = options.window is not None and options.window < scenario.periods
+    local = runner if runner is not None else runner_for(options.workers)
+    if not rolling or not isinstance(local, LocalProcesses) or local.cores < 2:
+        return None
+    if clearings.has_baseline(scenario):
+        return None
+    return Background(_clear_baseline, (scenario, options))
+
+
+def _clear_baseline(job: tuple[Scenario, SolverOptions]) -> ClearingResult | InfeasibleMarketError:
+    """The baseline's clearing in a `Background` process; each window told as it is done."""
+    scenario, options = job
+    try:
+        return clear(
+            baseline_scenario(scenario),
+            Design.P2P,
+            Objective.SYSTEM_COST,
+            dataclasses.replace(options, workers=1),
+            on_window=lambda done, total: tell((done, total)),
+        )
+    except InfeasibleMarketError as exc:
+        return InfeasibleMarketError(str(exc))
 
 
 def settle_result(

@@ -12,10 +12,11 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["InProcess", "LocalProcesses", "Runner", "runner_for"]
+__all__ = ["Background", "InProcess", "LocalProcesses", "Runner", "runner_for", "tell"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,6 +51,74 @@ class LocalProcesses:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             return list(pool.map(fn, jobs))
+
+    @property
+    def cores(self) -> int:
+        """How many processes this runner may keep busy at once."""
+        return self.workers or os.cpu_count() or 1
+
+
+_told: Any = None
+"""The queue of the `Background` job this process runs, if it runs one."""
+
+
+def _listen(queue: Any) -> None:
+    global _told
+    _told = queue
+
+
+def tell(message: object) -> None:
+    """Send `message` (picklable) to the process that started this `Background` job; a no-op
+    anywhere else, so a job's function runs unchanged in the foreground."""
+    if _told is not None:
+        _told.put(message)
+
+
+class Background(Generic[R]):
+    """`fn(job)` started in a local process of its own (spawned) while this one goes on;
+    what the job `tell`s arrives through `result(on_message)`. Used where two large pieces of
+    work are independent, e.g. a market and its no-trading baseline over a year of hours."""
+
+    def __init__(self, fn: Callable[[T], R], job: T) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._queue = context.SimpleQueue()
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_listen, initargs=(self._queue,)
+        )
+        self._future = self._pool.submit(fn, job)
+
+    def messages(self) -> list[object]:
+        """What the job has told since the last call (never waits)."""
+        out = []
+        while not self._queue.empty():
+            out.append(self._queue.get())
+        return out
+
+    def result(self, on_message: Callable[[object], None] | None = None) -> R:
+        """Wait for the job's result (its exception is raised here), handing each message
+        to `on_message` as it arrives; the process is stopped either way."""
+        try:
+            while True:
+                try:
+                    value = self._future.result(timeout=0.2)
+                    break
+                except FutureTimeout:
+                    pass
+                finally:
+                    for message in self.messages():
+                        if on_message is not None:
+                            on_message(message)
+            return value
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the job's process (if it still runs, its work is lost)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        if not self._future.done():
+            for process in processes:
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def runner_for(workers: int | None) -> Runner:
