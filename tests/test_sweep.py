@@ -235,6 +235,8 @@ def _invoke(*args: object) -> Result:
         (["--grid", "design=p2p", "--workers", "0"], ["--workers", "0"]),
         (["--grid", "design=p2p", "--workers", "2", "--scheduler", "tcp://x:1"], ["--scheduler"]),
         (["--grid", "design=p2p", "--time-limit", "-1"], ["--time-limit", "-1"]),
+        (["--grid", "design=p2p", "--window", "0"], ["--window", "0"]),
+        (["--grid", "design=p2p", "--lookahead", "3"], ["--lookahead", "give window"]),
     ],
 )
 def test_command_line_mistakes_are_one_line_before_any_work(
@@ -335,3 +337,21 @@ def test_a_generator_sweep_from_the_command_line(tmp_path: Path) -> None:
         expected = run_market(scenario)
         assert row.objective == pytest.approx(expected.result.objective, rel=1e-9)
         assert row.savings == pytest.approx(expected.settlement.bills["savings"].sum())
+
+
+def test_a_sweep_rolls_each_variant_when_asked(tmp_path: Path) -> None:
+    """`--window 24 --lookahead 0` clears each variant day by day: its row is `run_market`
+    with the same rolling horizon."""
+    from p2pmarket.generate.community import community
+
+    out = tmp_path / "sweep"
+    result = _invoke(
+        "community:households=4,hours=72,seed=2,pv_share=1", "--grid", "battery_share=1",
+        "--window", "24", "--lookahead", "0", "--workers", "1", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (row,) = read_tables(out, format="parquet")["sweep"].itertuples(index=False)
+    scenario = community(4, 1.0, 1.0, seed=2, hours=72)
+    rolled = run_market(scenario, options=SolverOptions(window=24, lookahead=0))
+    assert row.objective == pytest.approx(rolled.result.objective, rel=1e-9)
+    assert rolled.result.windows and len(rolled.result.windows) == 3

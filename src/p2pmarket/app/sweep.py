@@ -525,6 +525,8 @@ def _options_identity(options: SolverOptions) -> dict[str, Any]:
         "primal_tolerance": options.primal_tolerance,
         "dual_tolerance": options.dual_tolerance,
         "split_periods": options.split_periods,
+        "window": options.window,
+        "lookahead": options.lookahead,
         "extra": {k: repr(v) for k, v in sorted(options.extra.items())},
     }
 

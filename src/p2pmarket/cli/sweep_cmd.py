@@ -110,14 +110,25 @@ def sweep(
             "--report", help="Also write report.html and sweep-kpis.png (KPIs per parameter)."
         ),
     ] = False,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Clear each variant as a rolling horizon of windows this long."),
+    ] = None,
+    lookahead: Annotated[
+        int | None,
+        typer.Option(help="With --window: periods after each window solved with it."),
+    ] = None,
 ) -> None:
     """Clear every combination of the grids; one row per variant in sweep.csv and
     sweep.parquet. An interrupted sweep resumes when run again with the same --out."""
     base = sweep_base(source)
     try:
-        options = SolverOptions(threads=1, time_limit_s=time_limit)
+        options = SolverOptions(
+            threads=1, time_limit_s=time_limit, window=window, lookahead=lookahead
+        )
     except OptionError as exc:
-        raise OptionError("--time-limit", exc.detail) from None
+        flag = {"time_limit_s": "--time-limit"}.get(exc.field, f"--{exc.field}")
+        raise OptionError(flag, exc.detail) from None
     plan = plan_sweep(base, parse_grid(grid or []), options=options, option="--grid")
     if workers is not None and scheduler is not None:
         raise OptionError("--scheduler", "give either --scheduler or --workers, not both")
