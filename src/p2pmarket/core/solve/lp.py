@@ -120,7 +120,7 @@ class CentralisedLP:
             built = time.perf_counter()
             if not options.log:
                 _silence_highs_banner()
-            condition, solved = session.solve(lp, options)
+            condition, solved = session.solve(lp, options, first_period)
             run_time = session.run_time
         else:
             model, layout = build_model(scenario, data, net, objective)
