@@ -19,6 +19,7 @@ thin edge: clearing and settlement are `p2pmarket.run_market`'s, imbalance is
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -382,17 +383,23 @@ def create_app(
         if not who.is_manager:
             raise ServiceRefusal(403, "forbidden", "only the market's manager may do this")
 
-    def market_of(market_id: str) -> MarketRow:
+    @functools.lru_cache(maxsize=256)
+    def known_market(market_id: str) -> MarketRow:
+        """A market's row, read once (a market is never changed once created): its
+        template of 1,000 members is not read and parsed again on every request."""
         market = store.market(market_id)
         if market is None:
             raise ServiceRefusal(404, "not-found", f"no market {market_id[:80]!r}")
         return market
 
+    def market_of(market_id: str) -> MarketRow:
+        return known_market(market_id)
+
     def visible(who: Caller, market: MarketRow) -> bool:
-        return who.is_manager or who.key_id in json.loads(market.members)
+        return who.is_manager or who.key_id in market.member_set
 
     def member_of(market: MarketRow, member: str) -> None:
-        if member not in json.loads(market.members):
+        if member not in market.member_set:
             raise ServiceRefusal(404, "not-found", f"{member[:80]!r} is not a member")
 
     def member_or_manager(who: Caller, market: MarketRow, member: str, *, manager: bool) -> None:
@@ -437,7 +444,7 @@ def create_app(
                 member: Order.model_validate_json(row.body)
                 for member, row in store.latest_orders(market.id).items()
             }
-            template = json.loads(market.template)
+            template = market.template_data
             options = template.get("clearing", {})
             scenario = apply_orders(_scenario_of(template), orders)
             try:
@@ -493,7 +500,7 @@ def create_app(
             "market_id": market.id,
             "gate_closure": market.gate_closure,
             "created_at": market.created_at,
-            "members": json.loads(market.members),
+            "members": list(market.member_ids),
             "status": status,
             "orders_received": len(ordered),
             "readings_received": len(store.readings_members(market.id)),
@@ -571,7 +578,7 @@ def create_app(
                 409, "gate-closed", f"the gate closed at {market.gate_closure}; no more orders"
             )
         order = parse_body(Order, who.body)
-        check_order(_scenario_of(json.loads(market.template)), member, order)  # not at clearing
+        check_order(_scenario_of(market.template_data), member, order)  # not at clearing
         at = clock().isoformat()
         version = store.add_order(
             market_id, member, _dumps(order.model_dump(exclude_none=True)), at
@@ -702,7 +709,7 @@ def create_app(
             raise ServiceRefusal(409, "readings-final", "the member's readings are already stored")
         if saved:
             event(market_id, "readings-received", audience="manager", member=member)
-            members = json.loads(market.members)
+            members = list(market.member_ids)
             if all(m in stored for m in members) and not store.has_event(market_id, "bill-ready"):
                 event(market_id, "bill-ready")
         return {"market_id": market_id, "member": member, "readings": len(readings.readings)}
@@ -715,7 +722,7 @@ def create_app(
         member_or_manager(who, market, member, manager=True)
         _, run = cleared_run(market_id)
         stored = store.readings(market_id)
-        missing = [m for m in json.loads(market.members) if m not in stored]
+        missing = [m for m in market.member_ids if m not in stored]
         if missing:
             raise ServiceRefusal(
                 409, "readings-missing", f"{len(missing)} member(s) have sent no readings yet"

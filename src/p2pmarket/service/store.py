@@ -29,6 +29,7 @@ are JSON text as the service validated it; the store does not interpret them.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -168,6 +170,22 @@ class MarketRow:
     members: str
     gate_closure: str
     created_at: str
+
+    @cached_property
+    def member_ids(self) -> tuple[str, ...]:
+        """`members`, parsed (once per row: a market's row never changes)."""
+        return tuple(json.loads(self.members))
+
+    @cached_property
+    def member_set(self) -> frozenset[str]:
+        return frozenset(self.member_ids)
+
+    @cached_property
+    def template_data(self) -> Mapping[str, Any]:
+        """`template`, parsed once; shared, so never changed in place (`apply_orders`
+        copies it)."""
+        data: Mapping[str, Any] = json.loads(self.template)
+        return data
 
 
 @dataclass(frozen=True)
