@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from p2pmarket.core.settlement.imbalance import (
     settle_imbalance,
 )
 from p2pmarket.ledger import RecordProof, verify_proof
-from p2pmarket.service.sessions import RateLimiter
+from p2pmarket.service.sessions import RateLimiter, SessionTokens
 from p2pmarket.service.store import MIGRATIONS, ServiceStore
 from service_support import (
     MANAGER,
@@ -393,6 +394,33 @@ def test_an_expired_session_is_401(tmp_path: Path) -> None:
     assert getattr(raised.value, "status", None) == 401
     with pytest.raises(Exception, match="not one of this service"):
         SessionTokens(ttl=60, clock=lambda: now[0]).check(tokens.issue("P2")[0])
+
+
+SESSION_NOW = [2_000_000_000.0]
+
+
+@pytest.mark.service_options(sessions=SessionTokens(ttl=60, clock=lambda: SESSION_NOW[0]))
+def test_an_event_stream_ends_when_its_session_does(service: Service) -> None:
+    """A dashboard's stream is read with a session token: when the token expires, the
+    stream says so (`session-expired`) and ends; the token no longer opens one."""
+    create_market(service)  # an event to read at once
+    with service.client("P2") as p2:
+        token = p2.post("/v1/sessions").json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    lines: list[str] = []
+    with service.client(None) as browser:
+        with browser.stream("GET", "/v1/events", headers=bearer, timeout=30) as stream:
+            assert stream.status_code == 200
+            deadline = time.monotonic() + 20  # a stream that never ends fails, not hangs
+            for line in stream.iter_lines():
+                lines.append(line)
+                if time.monotonic() > deadline:
+                    break
+                if line.startswith("event: market-created"):
+                    SESSION_NOW[0] += 61  # the session runs out while the stream is open
+        again = browser.get("/v1/events", headers=bearer)
+    assert "event: session-expired" in lines
+    assert again.status_code == 401
 
 
 @pytest.mark.service_options(rate_limit=RateLimiter(per_second=0.5, burst=3))

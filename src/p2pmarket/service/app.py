@@ -119,6 +119,8 @@ class Caller:
     is_manager: bool
     body: bytes
     content_type: str = "application/json"
+    session_expires: float | None = None
+    """When the caller came with a session token: when it expires (POSIX seconds)."""
 
 
 # --- the body size limit ----------------------------------------------------------------
@@ -359,10 +361,11 @@ def create_app(
         if bearer[:7].lower() == "bearer ":
             if method != "GET":
                 raise SessionWriteError("a session token only reads; sign a write")
-            key_id = tokens.check(bearer[7:].strip())
+            key_id, expires = tokens.session(bearer[7:].strip())
             if key_id not in keys:
                 raise UnknownKeyError("the session's key is no longer registered")
         else:
+            expires = None
             key_id = verify_request(
                 method, path, headers, body, keys=keys, now=signature_clock(), nonces=nonce_store
             )
@@ -375,7 +378,7 @@ def create_app(
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        return Caller(key_id, key_id == manager_key_id, body, kind)
+        return Caller(key_id, key_id == manager_key_id, body, kind, expires)
 
     app.state.verify = verify
 
@@ -767,6 +770,10 @@ def create_app(
             quiet = 0.0
             cache: dict[str, bool] = {}
             while not await request.is_disconnected():
+                if who.session_expires is not None and tokens.expired(who.session_expires):
+                    # A session's stream ends with the session: sign in again, resume.
+                    yield "event: session-expired\ndata: {}\n\n"
+                    return
                 rows = await run_in_threadpool(store.events, seen)
                 for row in rows:
                     seen = row.id

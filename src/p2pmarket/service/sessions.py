@@ -84,6 +84,11 @@ class SessionTokens:
     def check(self, token: str) -> str:
         """The key id `token` stands for; `SignatureError` (401) when it is not one of ours,
         was altered or has expired."""
+        return self.session(token)[0]
+
+    def session(self, token: str) -> tuple[str, float]:
+        """The key id `token` stands for and when it expires (POSIX seconds); refused as
+        `check` refuses."""
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != _PREFIX or len(token) > 2048:
             raise BadTokenError("the session token is not one of this service")
@@ -97,7 +102,11 @@ class SessionTokens:
             raise BadTokenError("the session token cannot be read") from None
         if self._clock() >= expires:
             raise ExpiredSignatureError("the session has expired; sign in again")
-        return key_id
+        return key_id, expires
+
+    def expired(self, expires: float) -> bool:
+        """Whether a session that expires at `expires` has (on this service's clock)."""
+        return self._clock() >= expires
 
 
 @dataclass
