@@ -1,6 +1,7 @@
 """Speed-up of a sweep on a 2-worker local Dask cluster over the same sweep in one process.
 
 python benchmarks/sweep_speedup.py [--households 50] [--hours 48] [--workers 2] [--seed 1]
+                                   [--window 24 --lookahead 24]
 
 60 variants: pv_share (5 values) x battery_share (4) x design (3) on a generated community
 (`p2pmarket.generate.community`, extra `year`); each variant generates its scenario and
@@ -19,6 +20,7 @@ import time
 import pandas as pd
 
 from p2pmarket.app.sweep import Generator, plan_sweep, run_sweep
+from p2pmarket.core.solve import SolverOptions
 from p2pmarket.runners import InProcess
 from p2pmarket.runners.dask import dask_runner
 
@@ -35,17 +37,22 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--window", type=int, default=None, help="rolling windows (periods)")
+    parser.add_argument("--lookahead", type=int, default=None)
     args = parser.parse_args()
+    options = SolverOptions(window=args.window, lookahead=args.lookahead)
     base = Generator.parse(
         f"community:households={args.households},hours={args.hours},seed={args.seed}"
     )
-    plan = plan_sweep(base, GRID)
+    plan = plan_sweep(base, GRID, options=options)
     print(
         f"{len(plan)} variants of a {args.households}-household community over {args.hours} h "
         f"on a machine with {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}"
     )
 
-    warm = plan_sweep(base, {"pv_share": [0.5], "battery_share": [0.5], "design": ["p2p"]})
+    warm = plan_sweep(
+        base, {"pv_share": [0.5], "battery_share": [0.5], "design": ["p2p"]}, options=options
+    )
     run_sweep(warm, runner=InProcess())  # imports, HiGHS, the weather file: not timed
 
     start = time.perf_counter()
