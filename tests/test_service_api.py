@@ -294,6 +294,44 @@ def test_the_store_is_migrated_once(tmp_path: Path) -> None:
     assert ServiceStore(tmp_path / "s.db").schema_version == len(MIGRATIONS)
 
 
+def test_the_readme_device_and_manager_examples_run(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The README's two `py` blocks, against a running service: the device's order is
+    stored as it sent it, and the manager's clearing prints the bills `run_market` gives."""
+    import ast
+    import re
+
+    from cryptography.hazmat.primitives import serialization
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    device, office = re.findall(r"```py\n(.*?)```", readme, re.S)
+    private = tmp_path / "private"
+    private.mkdir()
+    for name in ("P2", MANAGER):
+        pem = service.keys[name].private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (private / name).write_bytes(pem)
+        (private / name).chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    market = create_market(service)
+    names: dict[str, Any] = {}
+    exec(device.replace('"http://127.0.0.1:8000"', repr(service.url)), names)
+    with service.client(MANAGER) as manager:
+        history = manager.get(f"/v1/markets/{market}/orders/P2/history").json()["orders"]
+    assert [o["order"] for o in history] == [{"bid": {"load_kw": [150.0]}}]
+    service.clock.now += timedelta(hours=2)
+    capsys.readouterr()
+    exec(office, names)
+    printed = ast.literal_eval(capsys.readouterr().out.strip())
+    expected = p2pmarket.run_market(with_orders(template(), {"P2": {"bid": {"load_kw": [150.0]}}}))
+    bills = expected.settlement.bills.set_index("peer")["cost_market"]
+    assert printed == {peer: round(float(cost), 3) for peer, cost in bills.items()}
+
+
 def test_the_docs_example_runs() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
