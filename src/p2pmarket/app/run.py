@@ -198,7 +198,8 @@ def _baseline_beside(
     while this one clears the market, where local processes are allowed (`options.workers`
     not 1, or a `LocalProcesses` runner) and there are cores for both; else None (it is then
     cleared after the market, as any baseline). A window-by-window market and its baseline
-    are two long independent sequences: on two cores they take the time of one."""
+    are two long independent sequences, so they overlap; each runs slower beside the other
+    (a 100-household year: 50-57 s together against 61 s one after the other)."""
     rolling = options.window is not None and options.window < scenario.periods
     local = runner if runner is not None else runner_for(options.workers)
     if not rolling or not isinstance(local, LocalProcesses) or local.cores < 2:
