@@ -79,10 +79,8 @@ class Clearings:
         """The no-trading baseline of `scenario` and, when it is infeasible, why."""
         if scenario not in self._baselines:
             try:
-                self._baselines[scenario] = clear(
-                    baseline_scenario(scenario),
-                    Design.P2P,
-                    Objective.SYSTEM_COST,
+                self._baselines[scenario] = clear_baseline(
+                    scenario,
                     self.options,
                     runner=self.runner,
                     on_window=self._told("no-trading baseline"),
@@ -209,14 +207,31 @@ def _baseline_beside(
     return Background(_clear_baseline, (scenario, options))
 
 
+def clear_baseline(
+    scenario: Scenario,
+    options: SolverOptions,
+    *,
+    runner: Runner | None = None,
+    on_window: Callable[[int, int], None] | None = None,
+) -> ClearingResult:
+    """The no-trading baseline of `scenario` cleared: each peer trading with the grid alone,
+    under `system-cost` (`baseline_scenario`)."""
+    return clear(
+        baseline_scenario(scenario),
+        Design.P2P,
+        Objective.SYSTEM_COST,
+        options,
+        runner=runner,
+        on_window=on_window,
+    )
+
+
 def _clear_baseline(job: tuple[Scenario, SolverOptions]) -> ClearingResult | InfeasibleMarketError:
     """The baseline's clearing in a `Background` process; each window told as it is done."""
     scenario, options = job
     try:
-        return clear(
-            baseline_scenario(scenario),
-            Design.P2P,
-            Objective.SYSTEM_COST,
+        return clear_baseline(
+            scenario,
             dataclasses.replace(options, workers=1),
             on_window=lambda done, total: tell((done, total)),
         )

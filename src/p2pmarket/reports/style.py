@@ -20,6 +20,7 @@ import io
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -105,6 +106,27 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
         warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
         fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def bottom_legend(
+    fig: Figure,
+    handles: Sequence[Any],
+    labels: Sequence[str] | None = None,
+    *,
+    ncols: int = 4,
+    title: str | None = None,
+) -> None:
+    """One legend for the whole figure, centred below its axes, at most `ncols` columns."""
+    extra: dict[str, Any] = {} if labels is None else {"labels": labels}
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(ncols, max(1, len(handles))),
+        frameon=False,
+        fontsize=9,
+        title=title,
+        **extra,
+    )
 
 
 def new_figure(width: float, height: float) -> Figure:

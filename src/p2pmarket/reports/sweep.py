@@ -30,7 +30,7 @@ from p2pmarket.reports.html import (
     rows_table,
 )
 from p2pmarket.reports.labels import format_share
-from p2pmarket.reports.style import PALETTE, new_figure
+from p2pmarket.reports.style import PALETTE, bottom_legend, new_figure
 
 __all__ = [
     "KPIS",
@@ -135,14 +135,7 @@ def kpi_figure(table: pd.DataFrame, *, currency: str | None = None) -> Figure:
             ax.set_axisbelow(True)
     handles, names = axes[0][0].get_legend_handles_labels()
     if by_design:
-        fig.legend(
-            handles,
-            names,
-            loc="outside lower center",
-            ncols=min(4, len(names)),
-            frameon=False,
-            fontsize=9,
-        )
+        bottom_legend(fig, handles, names)
     words = " and ".join(KPIS[k] for k in kpis)
     fig.suptitle(
         f"Sweep: {words}\nlines: mean over the other swept parameters; dots: each variant",

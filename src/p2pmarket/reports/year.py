@@ -47,7 +47,7 @@ from p2pmarket.core.scenario import Scenario
 from p2pmarket.errors import P2PMarketError
 from p2pmarket.reports.axes import WIDTH, figure_title
 from p2pmarket.reports.markets import SAVINGS_COLOUR
-from p2pmarket.reports.style import BUY_COLOUR, PALETTE, SELL_COLOUR, new_figure
+from p2pmarket.reports.style import BUY_COLOUR, PALETTE, SELL_COLOUR, bottom_legend, new_figure
 from p2pmarket.types import NodeKind
 
 __all__ = [
@@ -544,14 +544,7 @@ def monthly_shares_figure(
         ax.grid(axis="y", color="#E5E5E5")
         ax.set_axisbelow(True)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        names,
-        loc="outside lower center",
-        ncols=min(4, len(names)),
-        frameon=False,
-        fontsize=9,
-    )
+    bottom_legend(fig, handles, names)
     what = "month" if start is not None else f"block of {BLOCK_DAYS} days"
     figure_title(fig, result, f"Self-sufficiency and self-consumption per {what}")
     return fig
@@ -634,14 +627,7 @@ def savings_figure(bills: pd.DataFrame, scenario: Scenario, *, title: str | None
     ax.set_ylabel(f"savings against grid only ({currency})")
     ax.grid(axis="y", color="#E5E5E5")
     ax.set_axisbelow(True)
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=min(3, len(handles)),
-        frameon=False,
-        fontsize=9,
-        title="equipment (PV: generation capacity)",
-    )
+    bottom_legend(fig, handles, ncols=3, title="equipment (PV: generation capacity)")
     total = float(rows["savings"].sum())
     fig.suptitle(
         f"{title or 'Savings of each peer over the horizon'}: {total:,.2f} {currency} in all\n"

@@ -45,7 +45,7 @@ class LocalProcesses:
     workers: int | None = None
 
     def map(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
-        workers = min(self.workers or os.cpu_count() or 1, len(jobs))
+        workers = min(self.cores, len(jobs))
         if workers <= 1:
             return InProcess().map(fn, jobs)
         context = multiprocessing.get_context("spawn")

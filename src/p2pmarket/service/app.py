@@ -387,16 +387,13 @@ def create_app(
             raise ServiceRefusal(403, "forbidden", "only the market's manager may do this")
 
     @functools.lru_cache(maxsize=256)
-    def known_market(market_id: str) -> MarketRow:
+    def market_of(market_id: str) -> MarketRow:
         """A market's row, read once (a market is never changed once created): its
         template of 1,000 members is not read and parsed again on every request."""
         market = store.market(market_id)
         if market is None:
             raise ServiceRefusal(404, "not-found", f"no market {market_id[:80]!r}")
         return market
-
-    def market_of(market_id: str) -> MarketRow:
-        return known_market(market_id)
 
     def visible(who: Caller, market: MarketRow) -> bool:
         return who.is_manager or who.key_id in market.member_set

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from p2pmarket.core.designs import Network, PeerData
 from p2pmarket.core.scenario import FloatArray, Scenario, series
-from p2pmarket.core.solve.model import Layout, layout_of
+from p2pmarket.core.solve.model import Layout, layout_of, link_cost
 from p2pmarket.types import Objective
 
 __all__ = ["COLUMNS", "ROWS", "Block", "MatrixLP", "build_matrix"]
@@ -187,13 +187,7 @@ def build_matrix(s: Scenario, data: PeerData, net: Network, objective: Objective
     lower[col["generation"]] = data.min_kw[gen_rows]
     upper[col["generation"]] = data.max_kw[gen_rows]
     cost[col["generation"]] = dt * data.offer_per_kwh[gen_rows]
-    link_cost = net.fee_per_kwh
-    if objective == "paper":
-        seller_offer = np.zeros_like(link_cost)
-        sold = net.seller < net.n_peers
-        seller_offer[sold] = data.offer_per_kwh[net.seller[sold]]
-        link_cost = link_cost + seller_offer
-    cost[col["trade"]] = dt * link_cost
+    cost[col["trade"]] = dt * link_cost(data, net, objective)
     if units:
         power = np.array([u.power_kw for u in units], dtype=float)[:, None]
         capacity = np.array([u.capacity_kwh for u in units], dtype=float)[:, None]

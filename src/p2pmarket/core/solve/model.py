@@ -25,7 +25,7 @@ from p2pmarket.core.designs import Network, PeerData
 from p2pmarket.core.scenario import Scenario, series
 from p2pmarket.types import Objective
 
-__all__ = ["Layout", "build_model", "layout_of"]
+__all__ = ["Layout", "build_model", "layout_of", "link_cost"]
 
 Term = linopy.LinearExpression | linopy.Variable
 Expr = linopy.LinearExpression | int
@@ -296,13 +296,8 @@ def define_objective(
     Returns the objective per period (the sum over t of it is the objective)."""
     dt = s.period_hours
     coords = [layout.links, layout.periods]
-    link_cost = net.fee_per_kwh
-    if objective == "paper":
-        seller_offer = np.zeros_like(link_cost)
-        from_peer = net.seller < net.n_peers
-        seller_offer[from_peer] = data.offer_per_kwh[net.seller[from_peer]]
-        link_cost = link_cost + seller_offer
-    terms = [_per_period(dt * xr.DataArray(link_cost, coords=coords) * m.variables["trade"])]
+    cost_per_kwh = link_cost(data, net, objective)
+    terms = [_per_period(dt * xr.DataArray(cost_per_kwh, coords=coords) * m.variables["trade"])]
     if len(layout.generators):
         rows = data.ids.get_indexer(layout.generators)
         offer = xr.DataArray(
@@ -328,6 +323,18 @@ def define_objective(
     cost = sum(terms[1:], terms[0])
     m.add_objective(cost.sum())
     return cost
+
+
+def link_cost(data: PeerData, net: Network, objective: Objective) -> npt.NDArray[np.float64]:
+    """The cost of a kW on each link and period (links, periods), per kWh: its fee, and under
+    the `paper` objective also the seller's offer (a manager's offer is 0). Shared with the
+    array builder (`matrix.py`)."""
+    if objective != "paper":
+        return net.fee_per_kwh
+    seller_offer = np.zeros_like(net.fee_per_kwh)
+    from_peer = net.seller < net.n_peers
+    seller_offer[from_peer] = data.offer_per_kwh[net.seller[from_peer]]
+    return net.fee_per_kwh + seller_offer
 
 
 def _per_period(expression: linopy.LinearExpression) -> linopy.LinearExpression:
