@@ -112,6 +112,74 @@ def test_hub_network_grows_with_peers_not_their_square() -> None:
     assert result.model == "hubs"  # chosen by size
 
 
+def _streets(intra: float, export: float, contract: float) -> p2pmarket.Scenario:
+    """Four communities of prosumers, C0 long in period 0 and C2 in period 1 (but for one
+    member each), a grid seller, and a contract from C0 to C1: trades inside, between and
+    along the contract."""
+    peers: list[dict[str, Any]] = [
+        {"id": "grid", "role": "grid", "generation": {"max_kw": 1e4, "offer_per_kwh": 0.3}}
+    ]
+    for i in range(24):
+        c = i % 4
+        peers.append({
+            "id": f"P{i}", "role": "prosumer", "export_fee": export,
+            "load_kw": [2.0 + (i % 3), 3.0 + (i % 5) * 0.5],
+            "generation": {
+                "max_kw": [
+                    9.0 if c == 0 and i >= 4 else 0.5, 9.0 if c == 2 and i >= 4 else 0.5
+                ],
+                "offer_per_kwh": 0.05 + 0.001 * i,
+            },
+        })  # fmt: skip
+    communities = [
+        {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 24, 4)], "intra_fee": intra}
+        for c in range(4)
+    ]
+    return p2pmarket.Scenario.from_dict({
+        "peers": peers, "communities": communities, "periods": 2,
+        "community_fees": [{"from": "C0", "to": "C1", "fee": contract}],
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("intra", "export", "contract", "one_hub"),
+    [
+        (0.01, 0.02, 0.015, True),  # every fee it competes with is no higher: one export hub
+        (0.02, 0.02, 0.02, True),  # ties: the same fee whichever path
+        (0.03, 0.02, 0.015, False),  # inside a community dearer than exporting
+        (0.01, 0.02, 0.05, False),  # the contract dearer than exporting
+    ],
+)
+def test_one_export_hub_only_where_it_is_exact(
+    intra: float, export: float, contract: float, one_hub: bool
+) -> None:
+    scenario = _streets(intra, export, contract)
+    net = build_hub_network(scenario, peer_data(scenario))
+    hubs = list(net.names[net.n_peers :])
+    assert ("out" in hubs) == one_hub
+    assert sum(h.startswith("out:") for h in hubs) == (0 if one_hub else 5)
+    for objective in ("system-cost", "paper"):
+        explicit = p2pmarket.clear(scenario, objective=objective, reduce=False)
+        reduced = p2pmarket.clear(scenario, objective=objective, reduce=True)
+        assert reduced.objective == pytest.approx(explicit.objective, rel=1e-9)
+        # Every trade pays its pair's explicit fee: inside, between and along the contract.
+        groups = {m: c.id for c in scenario.communities for m in c.members}
+        for t in reduced.trades.itertuples():
+            a, b = groups.get(t.seller), groups.get(t.buyer)
+            expected = (
+                intra if a is not None and a == b
+                else contract if (a, b) == ("C0", "C1")
+                else export if t.seller != "grid" else 0.0
+            )  # fmt: skip
+            assert t.fee_per_kwh == pytest.approx(expected, abs=1e-12)
+    kinds = {(groups.get(t.seller), groups.get(t.buyer)) for t in reduced.trades.itertuples()}
+    # Every route is exercised where it is not dearer than exporting: inside a community,
+    # along the contract; and exporting to another community.
+    assert ("C0", "C0") in kinds or intra > export
+    assert ("C0", "C1") in kinds or contract > export
+    assert any(a == "C2" and b not in (None, "C2") for a, b in kinds)
+
+
 def test_negative_offers_keep_the_explicit_model_under_the_paper_objective() -> None:
     data = p2pmarket.cases.load("five-peer-case-2").to_dict()
     data["peers"][2]["generation"]["offer_per_kwh"] = -0.01

@@ -11,6 +11,9 @@ peers + communities^2 instead of peers^2:
                             --pair fee-->   contract[c>d]  --free--> to[d]
     to[d] --free--> every buyer in d
 
+Where no seller's export fee is below its community's intra fee or the fee of a contract
+out of it, one hub `out` takes every seller's exports and delivers to every group: its extra
+paths are never cheaper than the fee they compete with (docs/performance.md, section 2).
 Peers listed in no community form one delivery group `*`: they sell through out[*] (their
 own export fee) which delivers to every group, `*` included. With a uniform fee there is one
 hub: every seller --uniform fee--> hub --free--> every buyer. Hubs have no generation or
@@ -32,6 +35,7 @@ negative offer under the `paper` objective (2) fails, and `clear()` keeps the ex
 from __future__ import annotations
 
 import graphlib
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 
 import numpy as np
@@ -139,21 +143,16 @@ def build_hub_network(s: Scenario, data: PeerData) -> Network:
             (inside, np.full(inside.size, h), data.group_intra_fee[np.full(inside.size, c)])
         )
         links.append((np.array([h]), np.array([deliver[c]]), free(1)))
-    # Between communities without a contract: seller -> out[c] -> to[d], at the seller's fee.
-    for c in range(listed + 1):
-        targets = [
-            d
-            for d in range(listed + 1)
-            if deliver[d] >= 0
-            and (d != c or c == listed)
-            and not (c < listed and d < listed and contract[c, d])
-        ]
-        selling = sellers[group[sellers] == c]
-        if not targets or selling.size == 0:
-            continue
-        h = hub(f"out:{names[c]}")
-        links.append((selling, np.full(selling.size, h), data.export_fee[selling]))
-        links.append((np.full(len(targets), h), deliver[targets], free(len(targets))))
+    # Between communities without a contract: seller -> out[c] -> to[d], at the seller's fee
+    # (or through one export hub for all, where no path through it undercuts a fee).
+    if _one_export_hub(data, sellers, group, deliver, contract):
+        h = hub("out")
+        targets = np.flatnonzero(deliver >= 0)
+        links.append((sellers, np.full(sellers.size, h), data.export_fee[sellers]))
+        links.append((np.full(targets.size, h), deliver[targets], free(targets.size)))
+    else:
+        for c in range(listed + 1):
+            _community_export_hub(c, data, sellers, group, deliver, contract, names, hub, links)
     # Contracts: seller in c -> contract[c>d] -> to[d], at the pair fee.
     for c, d in zip(*np.nonzero(contract), strict=True):
         selling = sellers[group[sellers] == c]
@@ -164,6 +163,67 @@ def build_hub_network(s: Scenario, data: PeerData) -> Network:
         links.append((selling, np.full(selling.size, h), fee))
         links.append((np.array([h]), np.array([deliver[d]]), free(1)))
     return _network(data, hubs, links)
+
+
+def _community_export_hub(
+    c: int,
+    data: PeerData,
+    sellers: IntArray,
+    group: IntArray,
+    deliver: IntArray,
+    contract: npt.NDArray[np.bool_],
+    names: list[str],
+    hub: Callable[[str], int],
+    links: list[tuple[IntArray, IntArray, FloatArray]],
+) -> None:
+    """out[c]: community c's sellers at their export fee, to every other delivery group
+    without a contract (the lone group `*` also to itself)."""
+    listed = contract.shape[0]
+    targets = [
+        d
+        for d in range(listed + 1)
+        if deliver[d] >= 0
+        and (d != c or c == listed)
+        and not (c < listed and d < listed and contract[c, d])
+    ]
+    selling = sellers[group[sellers] == c]
+    if not targets or selling.size == 0:
+        return
+    h = hub(f"out:{names[c]}")
+    links.append((selling, np.full(selling.size, h), data.export_fee[selling]))
+    free = np.zeros((len(targets), data.load_kw.shape[1]))
+    links.append((np.full(len(targets), h), deliver[targets], free))
+
+
+def _one_export_hub(
+    data: PeerData,
+    sellers: IntArray,
+    group: IntArray,
+    deliver: IntArray,
+    contract: npt.NDArray[np.bool_],
+) -> bool:
+    """Whether one export hub, fed by every seller at its export fee and delivering to every
+    group, is as exact as one per community (docs/performance.md, section 2): its paths that
+    the per-community hubs leave out — into the seller's own community, and along a contract
+    — must cost no less than the fee they compete with, the intra fee or the contract fee, in
+    every period (so an optimum never takes them where they cost more, and where they cost
+    the same the trade's fee is the same)."""
+    listed = contract.shape[0]
+    fee = data.export_fee[sellers]  # (sellers, periods)
+    home = group[sellers]
+    listed_seller = home < listed
+    if (fee < 0).any():
+        return False
+    intra = data.group_intra_fee[np.minimum(home, max(listed - 1, 0))] if listed else fee
+    if (listed_seller[:, None] & (fee < intra)).any():
+        return False
+    for c, d in zip(*np.nonzero(contract), strict=True):
+        if c == d or deliver[d] < 0:
+            continue
+        inside = home == c
+        if (fee[inside] < data.pair_fee[c, d][None, :]).any():
+            return False
+    return True
 
 
 def _network(
