@@ -260,6 +260,8 @@
     state.generation += 1;
     state.token = null;
     clearTimeout(state.expiryTimer);
+    clearTimeout(refreshTimer);
+    refreshAgain = false;
     if (state.stream) state.stream.abort();
     state.stream = null;
     try {
@@ -299,6 +301,9 @@
 
   /** GET `path` with the session token: its JSON; SignedOut after a 401, ApiError else. */
   async function api(path) {
+    // Signed out (a refresh queued before the sign-out runs after it): ask for nothing, so a
+    // tokenless request's 401 cannot overwrite why the session ended.
+    if (state.token === null) throw new SignedOut('not signed in');
     const generation = state.generation;
     for (let attempt = 0; ; attempt += 1) {
       const response = await fetch(path, {
