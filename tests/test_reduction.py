@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import p2pmarket
-from p2pmarket.core.designs import peer_data
-from p2pmarket.core.designs.hubs import build_hub_network
+from p2pmarket.core.designs import build_network, peer_data
+from p2pmarket.core.designs.hubs import build_hub_network, hubs_are_exact
 from p2pmarket.core.horizon import period_slice
 from p2pmarket.core.solve import SolverOptions
 from strategies import scenario_dicts
@@ -93,6 +93,79 @@ def test_hub_trades_pay_the_explicit_fee_of_their_pair(
     fee.update(table)
     for t in hubs.trades.itertuples():
         assert t.fee_per_kwh == pytest.approx(fee[(t.period, t.seller, t.buyer)], abs=1e-9)
+
+
+@SETTINGS
+@given(scenario_dicts(), st.sampled_from(["system-cost", "paper"]))
+def test_hybrid_hub_model_has_the_explicit_optimum(data: dict[str, Any], objective: str) -> None:
+    """Hybrid = the p2p links (through hubs) and the community routes (explicit): same optimum
+    as the explicit hybrid model; p2p trades are bilateral at their pair's explicit fee, the
+    manager routes are those of the explicit model (member -> manager at the intra fee ...)."""
+    scenario = p2pmarket.Scenario.from_dict({**data, "design": "hybrid", "links": None})
+    explicit = p2pmarket.clear(scenario, objective=objective, reduce=False)
+    if not hubs_are_exact(scenario, peer_data(scenario), p2pmarket.Objective(objective)):
+        with pytest.raises(p2pmarket.OptionError, match="reduce"):
+            p2pmarket.clear(scenario, objective=objective, reduce=True)
+        return
+    hubs = p2pmarket.clear(scenario, objective=objective, reduce=True)
+    assert explicit.model == "explicit" and hubs.model == "hubs"
+    assert hubs.objective == pytest.approx(explicit.objective, rel=1e-9, abs=1e-9)
+    assert set(hubs.trades.route) <= {"p2p", "member-manager", "manager-member", "manager-manager"}
+    assert set(hubs.prices.kind) == set(explicit.prices.kind)
+    assert (hubs.trades.seller_kind != "hub").all() and (hubs.trades.buyer_kind != "hub").all()
+    d = hubs.dispatch
+    balance = d.generation_kw + d.discharge_kw - d.charge_kw + d.import_kw - d.export_kw
+    np.testing.assert_allclose(balance, d.load_kw + d.flexible_load_kw + d.absorbed_kw, atol=1e-6)
+    # Every trade pays its link's explicit fee (p2p pairs and manager routes alike).
+    net = build_network(scenario, peer_data(scenario), "hybrid")
+    fee = {
+        (t, net.route[k], net.node_kind[s], net.names[s], net.node_kind[b], net.names[b]): f
+        for k, (s, b) in enumerate(zip(net.seller, net.buyer, strict=True))
+        for t, f in enumerate(net.fee_per_kwh[k])
+    }
+    for t in hubs.trades.itertuples():
+        key = (t.period, t.route, t.seller_kind, t.seller, t.buyer_kind, t.buyer)
+        assert t.fee_per_kwh == pytest.approx(fee[key], abs=1e-9)
+    # A manager passes on what it receives, in every period.
+    flows = hubs.trades[hubs.trades.route != "p2p"]
+    into = flows[flows.buyer_kind == "manager"].groupby(["period", "buyer"]).power_kw.sum()
+    out = flows[flows.seller_kind == "manager"].groupby(["period", "seller"]).power_kw.sum()
+    both = into.rename_axis(["period", "node"]).sub(
+        out.rename_axis(["period", "node"]), fill_value=0.0
+    )
+    np.testing.assert_allclose(both.to_numpy(), 0.0, atol=1e-6)
+    if unique_offers(scenario):
+        np.testing.assert_allclose(net_positions(hubs), net_positions(explicit), atol=1e-6)
+
+
+def test_hybrid_with_restricted_links_keeps_the_explicit_model() -> None:
+    data = p2pmarket.cases.load("five-peer-case-2").to_dict()
+    data["links"] = [["P2", "P5"], ["P3", "P4"]]
+    scenario = p2pmarket.Scenario.from_dict(data)
+    with pytest.raises(p2pmarket.OptionError, match="reduce"):
+        p2pmarket.clear(scenario, design="hybrid", reduce=True)
+    assert p2pmarket.clear(scenario, design="hybrid").model == "explicit"
+
+
+def test_hybrid_hub_network_grows_with_peers_not_their_square() -> None:
+    peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
+    peers += [
+        {"id": f"P{i}", "role": "prosumer", "load_kw": 5,
+         "generation": {"max_kw": 8, "offer_per_kwh": 0.05 + i * 1e-5}}
+        for i in range(400)
+    ]  # fmt: skip
+    communities = [
+        {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 400, 8)]} for c in range(8)
+    ]
+    scenario = p2pmarket.Scenario.from_dict(
+        {"peers": peers, "communities": communities, "design": "hybrid"}
+    )
+    net = build_hub_network(scenario, peer_data(scenario), p2pmarket.Design.HYBRID)
+    assert net.n_links < 7 * len(peers)  # explicit: 401 x 400 p2p links + 2 per member
+    result = p2pmarket.clear(scenario, objective="system-cost")
+    assert result.model == "hubs"  # chosen by size
+    explicit = p2pmarket.clear(scenario, objective="system-cost", reduce=False)
+    assert result.objective == pytest.approx(explicit.objective, rel=1e-9)
 
 
 def test_hub_network_grows_with_peers_not_their_square() -> None:

@@ -43,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from p2pmarket.core.designs.data import IntArray, PeerData
+from p2pmarket.core.designs.links import community_links
 from p2pmarket.core.designs.network import Network, assemble
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 from p2pmarket.errors import OptionError
@@ -69,14 +70,15 @@ HUB_MIN_LINKS = 5_000
 def use_hubs(
     s: Scenario, data: PeerData, design: Design, objective: Objective, reduce: bool | None
 ) -> bool:
-    """Whether to clear through fee hubs: only where they are exact (p2p, unrestricted links);
-    `reduce` True insists (refused where inexact), False never, None decides by size."""
-    exact = design == Design.P2P and hubs_are_exact(s, data, objective)
+    """Whether to clear through fee hubs: only where they are exact (p2p or hybrid,
+    unrestricted links); `reduce` True insists (refused where inexact), False never, None
+    decides by size."""
+    exact = design in (Design.P2P, Design.HYBRID) and hubs_are_exact(s, data, objective)
     if reduce and not exact:
         raise OptionError(
             "reduce",
-            "the hub model is exact only for the p2p design with unrestricted links "
-            "(and non-negative offers under the paper objective)",
+            "the hub model is exact only for the p2p and hybrid designs with unrestricted "
+            "links (and non-negative offers under the paper objective)",
         )
     explicit, hubs = hub_links_estimate(data)
     large = explicit >= HUB_MIN_LINKS and explicit >= HUB_MIN_SAVING * hubs
@@ -97,10 +99,17 @@ def hub_links_estimate(data: PeerData) -> tuple[int, int]:
     return sellers * buyers, 3 * sellers + buyers + min(groups, sellers) ** 2
 
 
-def build_hub_network(s: Scenario, data: PeerData) -> Network:
-    """Nodes (peers, then hubs) and links of the hub model of the p2p design."""
+def build_hub_network(s: Scenario, data: PeerData, design: Design = Design.P2P) -> Network:
+    """Nodes and links of the hub model of the p2p design: peers, then hubs. For the hybrid
+    design, the community design's managers and links (`links.community_links`) come
+    between: peers, managers, hubs (docs/performance.md, section 2, "Hybrid")."""
     n = len(data.ids)
     T = s.periods
+    managers: list[str] = []
+    routed: list[tuple[IntArray, IntArray, FloatArray, Route]] = []
+    if Design(design) == Design.HYBRID:
+        managers, routed = community_links(data, _uniform(s), n, T)
+    first_hub = n + len(managers)
     sellers = np.flatnonzero(data.can_sell)
     buyers = np.flatnonzero(data.can_buy)
     links: list[tuple[IntArray, IntArray, FloatArray]] = []
@@ -108,7 +117,10 @@ def build_hub_network(s: Scenario, data: PeerData) -> Network:
 
     def hub(name: str) -> int:
         hubs.append(name)
-        return n + len(hubs) - 1
+        return first_hub + len(hubs) - 1
+
+    def done() -> Network:
+        return _network(data, managers, routed, hubs, links)
 
     def free(count: int) -> FloatArray:
         return np.zeros((count, T))
@@ -118,7 +130,7 @@ def build_hub_network(s: Scenario, data: PeerData) -> Network:
         fee = np.broadcast_to(series(s.uniform_fee, T), (sellers.size, T)).copy()
         links.append((sellers, np.full(sellers.size, u), fee))
         links.append((np.full(buyers.size, u), buyers, free(buyers.size)))
-        return _network(data, hubs, links)
+        return done()
 
     listed = len(s.communities)
     # Delivery group of each peer: its listed community, or the lone group `listed`.
@@ -162,7 +174,7 @@ def build_hub_network(s: Scenario, data: PeerData) -> Network:
         fee = np.broadcast_to(data.pair_fee[c, d], (selling.size, T)).copy()
         links.append((selling, np.full(selling.size, h), fee))
         links.append((np.array([h]), np.array([deliver[d]]), free(1)))
-    return _network(data, hubs, links)
+    return done()
 
 
 def _community_export_hub(
@@ -226,16 +238,33 @@ def _one_export_hub(
     return True
 
 
+def _uniform(s: Scenario) -> FloatArray | None:
+    return None if s.uniform_fee is None else series(s.uniform_fee, s.periods)
+
+
 def _network(
-    data: PeerData, hubs: list[str], links: list[tuple[IntArray, IntArray, FloatArray]]
+    data: PeerData,
+    managers: list[str],
+    routed: list[tuple[IntArray, IntArray, FloatArray, Route]],
+    hubs: list[str],
+    links: list[tuple[IntArray, IntArray, FloatArray]],
 ) -> Network:
+    """Peers, `managers` (with their `routed` links, hybrid only), then `hubs` and their
+    `links`."""
     n = len(data.ids)
-
-    def route(seller: IntArray, buyer: IntArray) -> npt.NDArray[np.str_]:
-        hub_to = np.where(buyer < n, Route.HUB_PEER, Route.HUB_HUB)
-        return np.where(seller < n, Route.PEER_HUB, hub_to).astype(str)
-
-    return assemble(data.ids, hubs, NodeKind.HUB, links, route, ModelKind.HUBS)
+    hub_seller = np.concatenate([p[0] for p in links]).astype(np.int64)
+    hub_buyer = np.concatenate([p[1] for p in links]).astype(np.int64)
+    hub_to = np.where(hub_buyer < n, Route.HUB_PEER, Route.HUB_HUB)
+    hub_route = np.where(hub_seller < n, Route.PEER_HUB, hub_to).astype(str)
+    routes = np.concatenate([*(np.full(p[0].size, str(p[3])) for p in routed), hub_route])
+    return assemble(
+        data.ids,
+        [*managers, *hubs],
+        [NodeKind.MANAGER] * len(managers) + [NodeKind.HUB] * len(hubs),
+        [*(p[:3] for p in routed), *links],
+        lambda *_: routes,
+        ModelKind.HUBS,
+    )
 
 
 # --- back from hub flows to bilateral trades -------------------------------------------

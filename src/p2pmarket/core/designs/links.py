@@ -29,7 +29,7 @@ from p2pmarket.core.designs.network import Network, assemble
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 from p2pmarket.types import Design, NodeKind, Route
 
-__all__ = ["build_network"]
+__all__ = ["build_network", "community_links"]
 
 
 def build_network(s: Scenario, data: PeerData, design: Design) -> Network:
@@ -44,7 +44,7 @@ def build_network(s: Scenario, data: PeerData, design: Design) -> Network:
         seller, buyer = _p2p_pairs(s, data)
         parts.append((seller, buyer, _p2p_fee(data, seller, buyer, uniform), Route.P2P))
     if design in (Design.COMMUNITY, Design.HYBRID):
-        managers, community_parts = _community_links(data, uniform, n, T)
+        managers, community_parts = community_links(data, uniform, n, T)
         parts.extend(community_parts)
     routes = np.concatenate([np.full(p[0].size, str(p[3])) for p in parts])
     links = [(seller, buyer, fee) for seller, buyer, fee, _ in parts]
@@ -77,10 +77,11 @@ def _p2p_fee(
     return np.where((gs == gb)[:, None], data.group_intra_fee[gs], between)
 
 
-def _community_links(
+def community_links(
     data: PeerData, uniform: FloatArray | None, n: int, T: int
 ) -> tuple[list[str], list[tuple[IntArray, IntArray, FloatArray, Route]]]:
-    """Manager nodes and the links of the community design."""
+    """Manager nodes (positions from `n` on) and the links of the community design, each part
+    with its `Route` (also the manager routes of the hybrid hub model, `hubs`)."""
     shared = np.flatnonzero(data.group_size >= 2)
     managers = [data.group_ids[g] for g in shared]
     # Node acting as each group's manager: its hub, or the lone member itself.

@@ -55,21 +55,23 @@ class Network:
 def assemble(
     peers: pd.Index,
     others: Sequence[str],
-    kind: NodeKind,
+    kind: NodeKind | Sequence[NodeKind],
     parts: Sequence[tuple[IntArray, IntArray, FloatArray]],
     route: Callable[[IntArray, IntArray], npt.NDArray[np.str_]],
     model: ModelKind = ModelKind.EXPLICIT,
 ) -> Network:
-    """A network of `peers` and then the pass-through nodes `others` (all of `kind`), with the
+    """A network of `peers` and then the pass-through nodes `others` (all of `kind`, or each
+    of its own), with the
     links of every part `(seller, buyer, fee)` (node positions; fees (links, periods)) and the
     `route(seller, buyer)` of each link."""
     n = len(peers)
+    kinds = [kind] * len(others) if isinstance(kind, NodeKind) else list(kind)
     seller = np.concatenate([p[0] for p in parts]).astype(np.int64)
     buyer = np.concatenate([p[1] for p in parts]).astype(np.int64)
     fee = np.concatenate([p[2] for p in parts])
     return Network(
         names=np.array([*peers, *others], dtype=object),
-        node_kind=np.array([NodeKind.PEER] * n + [kind] * len(others), dtype=object),
+        node_kind=np.array([NodeKind.PEER] * n + kinds, dtype=object),
         n_peers=n,
         seller=seller,
         buyer=buyer,

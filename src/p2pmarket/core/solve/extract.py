@@ -23,7 +23,7 @@ from p2pmarket.core.designs.hubs import bilateral_from_hubs
 from p2pmarket.core.results import ClearingResult, Timings
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve.model import Layout
-from p2pmarket.types import Design, Objective, Route, Status
+from p2pmarket.types import Design, NodeKind, Objective, Route, Status
 
 __all__ = ["TOLERANCE_KW", "DefinedPrices", "Solved", "defined_prices", "extract", "from_linopy"]
 
@@ -152,15 +152,21 @@ def extract(
     power = flow[link, period]
     fee = net.fee_per_kwh[link, period] * power * dt
     route = net.route[link]
+    # Nodes reported: peers and managers (the hub model's hubs are not market participants).
+    shown = net.node_kind != NodeKind.HUB
+    names, kinds = net.names[shown], net.node_kind[shown]
     if net.hubs:
-        period, seller, buyer, energy, fee = bilateral_from_hubs(
-            period, seller, buyer, power * dt, fee, net.n_peers
+        # Hub flows become bilateral p2p trades; a hybrid market's manager routes stay.
+        via = np.isin(route, [Route.PEER_HUB, Route.HUB_PEER, Route.HUB_HUB])
+        p, s_, b, energy, f = bilateral_from_hubs(
+            period[via], seller[via], buyer[via], power[via] * dt, fee[via], net.n_peers
         )
-        power = energy / dt
-        route = np.full(seller.size, str(Route.P2P))
-        names, kinds = net.names[:n], net.node_kind[:n]
-    else:
-        names, kinds = net.names, net.node_kind
+        period = np.concatenate([period[~via], p])
+        seller = np.concatenate([seller[~via], s_])
+        buyer = np.concatenate([buyer[~via], b])
+        fee = np.concatenate([fee[~via], f])
+        route = np.concatenate([route[~via], np.full(s_.size, str(Route.P2P))])
+        power = np.concatenate([power[~via], energy / dt])
     trades = pd.DataFrame(
         {
             "period": period.astype(np.int64),
@@ -193,11 +199,11 @@ def extract(
     # A sale is valued at the balance price less the no-resale dual (<= 0), so that on every
     # trade with energy: buyer's price - seller's selling price = the link's cost (CS).
     sell_price = defined.sell_price
-    manager_price = (
-        duals["manager-balance"].transpose("manager", "period").values / dt
-        if "manager-balance" in duals and not net.hubs
-        else np.zeros((0, T))
-    )
+    managers = shown[n:]  # the pass-through nodes that are managers (not hubs)
+    manager_price = np.zeros((0, T))
+    if "manager-balance" in duals:
+        balance = duals["manager-balance"].transpose("manager", "period").values
+        manager_price = balance[managers] / dt
 
     imports, exports = node_in[:n], node_out[:n]
     net_import = imports - exports
@@ -229,7 +235,7 @@ def extract(
     node_price = np.concatenate([buying_price, manager_price])
     node_sell_price = np.concatenate([sell_price, manager_price])
     manager_low, manager_high = (
-        (defined.manager_low, defined.manager_high)
+        (defined.manager_low[managers], defined.manager_high[managers])
         if manager_price.size
         else (manager_price, manager_price)
     )
