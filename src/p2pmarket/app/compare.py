@@ -10,6 +10,7 @@ under p2p: ...`): a comparison with a market missing would read as complete.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from p2pmarket.app.clearing import clearing_method
 from p2pmarket.app.run import Clearings
 from p2pmarket.core.kpis import kpis
 from p2pmarket.core.results import ClearingResult
@@ -27,9 +29,10 @@ from p2pmarket.types import Design, Objective, Rule, parse
 
 __all__ = ["MARKET_KEY", "Comparison", "compare", "scenario_labels"]
 
-MARKET_KEY = ("scenario", "design", "rule")
+MARKET_KEY = ("scenario", "design", "method", "rule")
 """The columns that name a market in `Comparison.table` and `Comparison.bills`; together
-they are unique (`scenario` is the scenario's unique label)."""
+they are unique (`scenario` is the scenario's unique label, `method` the clearing method's
+name, `p2pmarket.app.clearing.METHODS`)."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +80,21 @@ def compare(
     on_market: Callable[[str], None] | None = None,
     options: SolverOptions | None = None,
     labels: Sequence[str] | None = None,
+    methods: Sequence[str] = ("central",),
 ) -> Comparison:
     """Clear every scenario under every design, settle under every rule.
 
     A design of None means the scenario's own; a design or rule given twice is cleared once.
     `labels` (e.g. the file each scenario was read from) tell apart scenarios of the same
     name (`scenario_labels`). Each market, its system-cost twin and each scenario's baseline
-    are cleared once (`p2pmarket.app.Clearings`), whatever the rules. Raises
+    are cleared once (`p2pmarket.app.Clearings`), whatever the rules. `methods`: the
+    clearing methods to clear every market with (`METHODS`: `central`, `admm`), each with
+    its own clearings (the baseline is central for all). Raises
     `InfeasibleMarketError` or `SolverError` naming the market that cannot be cleared.
     """
-    clearings = Clearings(options or SolverOptions())
+    for m in methods:
+        clearing_method(m)  # an unknown name is refused before anything is cleared
+    by_method = {m: Clearings(options or SolverOptions(), method=m) for m in dict.fromkeys(methods)}
     checked = list(dict.fromkeys(parse(Rule, r, "rule") for r in rules))
     rows, bills, results, result_labels = [], [], [], []
     for scenario, name in zip(scenarios, scenario_labels(scenarios, labels), strict=True):
@@ -94,8 +102,8 @@ def compare(
         chosen_designs = dict.fromkeys(
             parse(Design, d or scenario.design, "design") for d in designs
         )
-        for chosen in chosen_designs:
-            market = f"{name} / {chosen}"
+        for chosen, (method, clearings) in itertools.product(chosen_designs, by_method.items()):
+            market = f"{name} / {chosen}" + ("" if len(by_method) == 1 else f" / {method}")
             if on_market is not None:
                 on_market(market)
             with _naming(name, chosen):
@@ -106,7 +114,12 @@ def compare(
                 with _naming(name, chosen):
                     settlement = clearings.settle(result, rule)
                 k = kpis(result, settlement).to_dict()
-                key = {"scenario": name, "design": str(result.design), "rule": str(rule)}
+                key = {
+                    "scenario": name,
+                    "design": str(result.design),
+                    "method": method,
+                    "rule": str(rule),
+                }
                 traded = k.pop("traded_kwh")
                 k.pop("communities")
                 rows.append(

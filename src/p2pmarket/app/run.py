@@ -18,7 +18,7 @@ from p2pmarket.core.kpis import Kpis, kpis
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.settlement import Settlement, baseline_scenario, settle
-from p2pmarket.core.solve import SolverOptions
+from p2pmarket.core.solve import Clearing, SolverOptions
 from p2pmarket.errors import InfeasibleMarketError
 from p2pmarket.runners import Background, LocalProcesses, Runner, runner_for, tell
 from p2pmarket.types import Design, NodeKind, Objective, Rule, parse
@@ -40,11 +40,13 @@ horizon; the clearing is named `"p2p system-cost"`, `"no-trading baseline"`, ...
 @dataclass
 class Clearings:
     """Clearings by (scenario, design, objective), each solved once; a baseline that cannot be
-    cleared is remembered as its error. Not shared between threads."""
+    cleared is remembered as its error. Not shared between threads. `method`: how the
+    markets are cleared (`p2pmarket.clear`'s `method`; the baseline is always central)."""
 
     options: SolverOptions = field(default_factory=SolverOptions)
     runner: Runner | None = None
     on_window: OnClearingWindow | None = None
+    method: Clearing | str | None = None
     _done: dict[tuple[Scenario, Design, Objective], ClearingResult] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -64,6 +66,7 @@ class Clearings:
                 design,
                 objective,
                 self.options,
+                method=self.method,
                 runner=self.runner,
                 on_window=self._told(f"{design} {objective}"),
             )
@@ -149,13 +152,15 @@ def run_market(
     runner: Runner | None = None,
     clearings: Clearings | None = None,
     on_window: OnClearingWindow | None = None,
+    method: Clearing | str | None = None,
 ) -> MarketRun:
     """Clear `scenario` (design and objective as in `clear`), settle it under `rule` and
     compute its KPIs. `clearings` may be shared to clear each market and baseline once;
-    `on_window` is told of each window of a rolling horizon (`SolverOptions.window`)."""
+    `on_window` is told of each window of a rolling horizon (`SolverOptions.window`);
+    `method`: the clearing method or its name, as in `clear` (central by default)."""
     rule = parse(Rule, rule, "rule")
     options = options or SolverOptions()
-    clearings = clearings or Clearings(options, runner, on_window)
+    clearings = clearings or Clearings(options, runner, on_window, method)
     d = parse(Design, design or scenario.design, "design")
     o = parse(Objective, objective or scenario.objective, "objective")
     baseline = _baseline_beside(scenario, options, runner, clearings)
@@ -175,6 +180,7 @@ def run_market(
             objective,
             options,
             reduce,
+            method=clearings.method,
             runner=runner,
             on_window=on_market_window,
         )

@@ -430,7 +430,9 @@ def comparison_tables(comparison: Comparison) -> Sequence[RenderableType]:
         ).strip()
         for row in t.to_dict("records")
     ]
-    same = "; ".join(f"{k} {t[k].iloc[0]}" for k in shared)
+    same = "; ".join(
+        f"{k} {t[k].iloc[0]}" for k in shared if (k, t[k].iloc[0]) != ("method", "central")
+    )
     note = f" ({same})" if same else ""
     number = [f"#{i + 1}" for i in range(len(t))]
     currency = str(t["currency"].iloc[0]) if "currency" in t and len(t) else ""

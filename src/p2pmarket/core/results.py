@@ -166,6 +166,9 @@ class ClearingResult:
     windows: tuple[tuple[int, int, int], ...] = ()
     """For a rolling horizon: each window as (first period, committed periods, periods
     solved); empty otherwise."""
+    method_report: object | None = field(default=None, repr=False, compare=False)
+    """What the clearing method says of how it got there, when it says more than the
+    tables (the decentralised method: an `AdmmReport`); None for central clearing."""
 
     def summary(self) -> Summary:
         """The headline figures (`Summary.to_dict()` is what `summary.json` holds)."""
