@@ -103,7 +103,11 @@ def test_array_builder_is_the_linopy_hub_model(data: dict[str, Any], design: str
     assert_same_lp(scenario, design, objective, reduce=True)
 
 
-@pytest.mark.parametrize("case", p2pmarket.cases.names())
+# A scenario with a feeder is built through linopy only (docs/feeder.md, "Choices"): the array
+# builder never sees one, so the feeder case is not compared here.
+@pytest.mark.parametrize(
+    "case", [n for n in p2pmarket.cases.names() if p2pmarket.cases.load(n).feeder is None]
+)
 @pytest.mark.parametrize("design", ["p2p", "community", "hybrid"])
 def test_array_builder_on_the_paper_cases(case: str, design: str):
     assert_same_lp(p2pmarket.cases.load(case), design, "system-cost")

@@ -59,15 +59,17 @@ class OptionError(InputError):
 
 class MissingExtraError(InputError):
     """An optional part is used whose package is not installed; the message says how to
-    install it (`pip install 'p2pmarket[EXTRA]'`)."""
+    install it (`pip install 'p2pmarket[EXTRA]'`, and `then` a command after it, when one is
+    needed)."""
 
-    def __init__(self, feature: str, package: str, extra: str) -> None:
+    def __init__(self, feature: str, package: str, extra: str, then: str = "") -> None:
         self.feature = feature
         self.package = package
         self.extra = extra
         super().__init__(
             feature,
-            f"needs the optional package {package!r}: pip install 'p2pmarket[{extra}]'",
+            f"needs the optional package {package!r}: pip install 'p2pmarket[{extra}]'"
+            + (f" && {then}" if then else ""),
         )
 
 

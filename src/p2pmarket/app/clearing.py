@@ -5,6 +5,7 @@ merges the results."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -12,10 +13,27 @@ from p2pmarket.core import horizon
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
+from p2pmarket.core.solve.admm import ADMM
+from p2pmarket.errors import OptionError
 from p2pmarket.runners import Runner, runner_for
-from p2pmarket.types import Design, Objective, PeriodsSolved, parse
+from p2pmarket.types import Design, Objective, PeriodsSolved, Status, parse
 
-__all__ = ["OnWindow", "clear"]
+__all__ = ["METHODS", "OnWindow", "clear", "clearing_method"]
+
+METHODS: tuple[str, ...] = ("central", "admm")
+"""Clearing methods by name: `central` (`CentralisedLP`), `admm` (`ADMM`, SPEC C9)."""
+
+
+def clearing_method(method: Clearing | str | None, reduce: bool | None = None) -> Clearing:
+    """The clearing method `method` names (`METHODS`), or `method` itself; None: central."""
+    if method is None or method == "central":
+        return CentralisedLP(reduce=reduce)
+    if method == "admm":
+        return ADMM()
+    if isinstance(method, str):
+        raise OptionError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
 
 OnWindow = Callable[[int, int], None]
 """Told `(windows done, windows in all)` after each window of a rolling horizon."""
@@ -28,7 +46,7 @@ def clear(
     options: SolverOptions | None = None,
     reduce: bool | None = None,
     *,
-    method: Clearing | None = None,
+    method: Clearing | str | None = None,
     runner: Runner | None = None,
     on_window: OnWindow | None = None,
 ) -> ClearingResult:
@@ -40,7 +58,9 @@ def clear(
     own settings. `reduce`: clear a p2p market with unrestricted links through fee hubs, an
     exact model whose size grows with peers rather than their square
     (`p2pmarket.core.designs.hubs`); None decides by size, True insists, False never.
-    `method`: the clearing method (default `CentralisedLP`); `runner`: where the windows are
+    `method`: the clearing method, or its name (`METHODS`: `central`, the default
+    `CentralisedLP`, or `admm`, the decentralised `ADMM`, which clears the horizon as one
+    negotiation unless `split_periods` insists); `runner`: where the windows are
     cleared (default: as `options.workers` asks, in this process for 1).
     With `options.window` shorter than the horizon, the market is cleared as a rolling
     horizon (`p2pmarket.core.horizon`: windows with a look-ahead, storage carried), one window
@@ -52,10 +72,17 @@ def clear(
     design = parse(Design, design or scenario.design, "design")
     objective = parse(Objective, objective or scenario.objective, "objective")
     options = options or SolverOptions()
-    method = method or CentralisedLP(reduce=reduce)
+    method = clearing_method(method, reduce)
+    if scenario.feeder is not None and isinstance(method, ADMM):
+        raise OptionError(
+            "method", "a scenario with a feeder is cleared by the central LP only (docs/feeder.md)"
+        )
     if options.window is not None and options.window < scenario.periods:
         return _rolling(scenario, design, objective, options, method, on_window)
-    windows = horizon.plan(scenario, options.split_periods)
+    split = options.split_periods
+    if split is None and isinstance(method, ADMM):
+        split = False  # the periods' sizes decide for the LP; ADMM negotiates them together
+    windows = horizon.plan(scenario, split)
     if len(windows) == 1:
         return method.clear_window(scenario, design, objective, options)
     start = time.perf_counter()
@@ -64,7 +91,9 @@ def clear(
         for w in windows
     ]
     parts = (runner or runner_for(options.workers)).map(_clear_job, jobs)
-    return horizon.merge(parts, scenario, wall=time.perf_counter() - start)
+    starts = [w.start for w in windows]
+    return _unfinished_kept(horizon.merge(parts, scenario, wall=time.perf_counter() - start),
+                            parts, starts)  # fmt: skip
 
 
 def _rolling(
@@ -93,7 +122,7 @@ def _rolling(
         parts.append(part)
         if on_window is not None:
             on_window(i + 1, len(plan))
-    return horizon.merge(
+    merged = horizon.merge(
         parts,
         scenario,
         wall=time.perf_counter() - start,
@@ -101,6 +130,26 @@ def _rolling(
         periods_solved=PeriodsSolved.ROLLING,
         windows=tuple((kept.start, kept.periods, solved.periods) for solved, kept in plan),
     )
+    return _unfinished_kept(merged, parts, [kept.start for _, kept in plan])
+
+
+def _unfinished_kept(
+    merged: ClearingResult, parts: list[ClearingResult], starts: list[int]
+) -> ClearingResult:
+    """An ADMM result merged from windows, with the status of its first window that stopped
+    at its iteration cap (`horizon.merge` keeps the first window's, which would hide it).
+    Each window's own negotiation report is not kept (`method_report` is None). Central
+    clearing's merge is left as it is."""
+    if merged.method != "admm":
+        return merged
+    for part, first_period in zip(parts, starts, strict=True):
+        if part.status != Status.OPTIMAL:
+            return dataclasses.replace(
+                merged,
+                status=part.status,
+                termination=f"window from period {first_period}: {part.termination}",
+            )
+    return merged
 
 
 _Job = tuple[Clearing, Scenario, Design, Objective, SolverOptions, int]

@@ -17,6 +17,7 @@ from typer._click import exceptions as click_errors  # typer 0.29 carries its ow
 
 from p2pmarket import __version__
 from p2pmarket import cases as builtin_cases
+from p2pmarket.app.clearing import METHODS
 from p2pmarket.app.compare import compare
 from p2pmarket.app.record import record_run
 from p2pmarket.app.run import Clearings, run_market
@@ -54,14 +55,15 @@ from p2pmarket.core.analysis import role_changes, storage_summary
 from p2pmarket.core.scenario import DESIGNS, OBJECTIVES
 from p2pmarket.core.scenario.messages import plural
 from p2pmarket.core.settlement import RULES
-from p2pmarket.core.solve import ALGORITHMS, SolverOptions
+from p2pmarket.core.solve import ALGORITHMS, Clearing, SolverOptions
+from p2pmarket.core.solve.admm import ADMM, AdmmOptions, AdmmReport
 from p2pmarket.core.solve.options import MAX_THREADS
-from p2pmarket.errors import OptionError
+from p2pmarket.errors import OptionError, SolverError
 from p2pmarket.io.outputs import check_output_file, writing
 from p2pmarket.io.results import write_comparison, write_paper_tables, write_run
 from p2pmarket.io.scenario_files import dump_scenario
 from p2pmarket.io.tables import FORMATS
-from p2pmarket.types import Algorithm, Design, Objective, Rule
+from p2pmarket.types import Algorithm, Design, Objective, Rule, Status
 
 __all__ = ["app", "main"]
 
@@ -159,8 +161,17 @@ def run(
             "as many as the window)."
         ),
     ] = None,
+    method: Annotated[
+        str,
+        typer.Option(help="Clearing method: central (one LP) or admm (decentralised, C9)."),
+    ] = "central",
+    max_iterations: Annotated[
+        int | None,
+        typer.Option(help="With --method admm: the iteration cap (default 5000)."),
+    ] = None,
 ) -> None:
     """Clear a market, settle it, print its summary; with --out, write the result tables."""
+    clearing = _clearing_method(method, max_iterations)
     s = scenario_source(scenario)
     design = choice(design, DESIGNS, "--design")
     objective = choice(objective, OBJECTIVES, "--objective")
@@ -189,10 +200,14 @@ def run(
                 tasks[which] = progress.add_task(f"windows: {which}", total=total)
             progress.update(tasks[which], completed=done)
 
-        market = run_market(s, design, objective, rule, options, on_window=on_window)
+        market = run_market(
+            s, design, objective, rule, options, on_window=on_window, method=clearing
+        )
     for renderable in run_tables(market.result, market.billed):
         console.print(renderable)
     console.print(bills_table(market.settlement, market.result))
+    if isinstance(market.result.method_report, AdmmReport):
+        console.print(_negotiation_line(market.result.method_report), soft_wrap=True)
     if target is not None:
         with target.staging() as stage:
             written = write_run(
@@ -212,6 +227,40 @@ def run(
         print_written(console, written, target.path)
     if ledger is not None and key is not None:
         console.print(describe_append(record_run(market, ledger, key)), soft_wrap=True)
+    if market.result.status != Status.OPTIMAL:
+        raise SolverError(market.result.termination, status=str(market.result.status))
+
+
+def _negotiation_line(report: AdmmReport) -> str:
+    """One line on how a decentralised market got there (docs/admm.md)."""
+    how = (
+        f"every trade agreed after {report.iterations:,} iterations"
+        if report.converged
+        else f"{len(report.not_agreed):,} trades not agreed at the cap of "
+        f"{report.iterations:,} iterations"
+    )
+    return (
+        f"Decentralised (ADMM, {report.runner}): {how}; {report.messages:,} messages "
+        f"({report.message_bytes:,} bytes) between neighbours; leftover settled with the grid "
+        f"{report.imbalance_kwh:.4g} kWh."
+    )
+
+
+def _clearing_method(method: str, max_iterations: int | None) -> Clearing | str:
+    """The clearing method of `--method` and `--max-iterations`; a bad one names its
+    option."""
+    choice(method, METHODS, "--method")
+    if max_iterations is None:
+        return method
+    if method != "admm":
+        raise OptionError(
+            "--max-iterations",
+            f"{max_iterations} is an iteration cap of --method admm, not of --method {method}",
+        )
+    try:
+        return ADMM(AdmmOptions(max_iterations=max_iterations))
+    except OptionError as exc:
+        raise OptionError("--max-iterations", exc.detail) from None
 
 
 def _solver_options(**fields: Any) -> SolverOptions:
@@ -241,8 +290,13 @@ def compare_markets(
         typer.Option(help="Write compare.csv, compare_bills.csv and compare.png here."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    method: Annotated[
+        str,
+        typer.Option(help="Comma-separated clearing methods, e.g. central,admm."),
+    ] = "central",
 ) -> None:
     """Markets side by side: objective, KPIs and each peer's bill, as a table and as CSV."""
+    methods = [str(choice(m, METHODS, "--method")) for m in _split(method)] or ["central"]
     markets = [scenario_source(name) for name in scenarios]
     designs = [choice(d, DESIGNS, "--design") for d in _split(design)] or [None]
     rules = [str(choice(r, RULES, "--rule")) for r in _split(rule)]
@@ -250,13 +304,19 @@ def compare_markets(
     target = output_location(out, "p2pmarket compare", force=force)
     console = Console()
     with progress_bar(console) as progress:
-        task = progress.add_task("clearing", total=len(markets) * len(designs))
+        task = progress.add_task("clearing", total=len(markets) * len(designs) * len(set(methods)))
 
         def step(label: str) -> None:
             progress.update(task, advance=1, description=f"clearing {label}")
 
         comparison = compare(
-            markets, designs, rules, objective=objective, on_market=step, labels=scenarios
+            markets,
+            designs,
+            rules,
+            objective=objective,
+            on_market=step,
+            labels=scenarios,
+            methods=methods,
         )
     for renderable in comparison_tables(comparison):
         console.print(renderable)

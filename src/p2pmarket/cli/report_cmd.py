@@ -218,10 +218,25 @@ def write_run_extras(
 ) -> list[Path]:
     """What `run --out DIR` writes besides its own files: with `table_format` (csv or
     parquet), every table of the run (bills and settled trades included; prices as billed) in
-    that format and the manifest `tables.json`; with `report`, DIR/report.html."""
+    that format and the manifest `tables.json`; with `report`, DIR/report.html. A run
+    cleared by ADMM adds its negotiation (`p2pmarket.reports.admm`), a feeder its tables."""
     from p2pmarket.io.tables import result_tables, write_tables
 
     written: list[Path] = []
+    sections: list[str] = []
+    if market.result.scenario.feeder is not None:
+        feeder, sections = _feeder_outputs(market, out, report=report, console=console)
+        written += feeder
+    if market.result.method_report is not None:
+        admm, more = _admm_outputs(market, out, report=report)
+        written += admm
+        sections = [*sections, *more]
+    elif market.result.method == "admm" and console is not None:
+        console.print(
+            "The market was negotiated window by window: admm.json, its history and figure "
+            "are written for a market negotiated in one piece (without --window).",
+            soft_wrap=True,
+        )
     if table_format is not None:
         tables = result_tables(
             market.result,
@@ -239,9 +254,57 @@ def write_run_extras(
                 bills=market.settlement.bills,
                 kpis=market.kpis.to_dict(),
                 console=console,
+                sections=sections,
             )
         )
     return written
+
+
+def _feeder_outputs(
+    market: MarketRun, out: Path, *, report: bool, console: Console | None
+) -> tuple[list[Path], list[str]]:
+    """The feeder's tables (and with `report` its figures and report section) of a run
+    whose scenario has a feeder (docs/feeder.md, "Outputs")."""
+    from p2pmarket.app.feeder import feeder_run
+    from p2pmarket.io.feeder_files import write_feeder_tables
+
+    run = feeder_run(market)
+    if run.note and console is not None:
+        console.print(run.note, soft_wrap=True, markup=False)
+    written = write_feeder_tables(run.outcome, run.validation, out)
+    if not report:
+        return written, []
+    from p2pmarket.reports.feeder import feeder_report_parts, write_feeder_figures
+
+    written += write_feeder_figures(run, out)
+    return written, feeder_report_parts(run)
+
+
+def _admm_outputs(market: MarketRun, out: Path, *, report: bool) -> tuple[list[Path], list[str]]:
+    """A decentralised run's negotiation (docs/admm.md, "Outputs"): `admm.json`, the
+    residual history and what was not agreed, and with `report` the convergence figure and
+    its report section. The cost gap is measured against the central clearing of the same
+    market, cleared here (the agents never see it); none if that clearing fails."""
+    from p2pmarket.app.clearing import clear
+    from p2pmarket.core.solve.admm import AdmmReport
+    from p2pmarket.errors import P2PMarketError
+    from p2pmarket.reports.admm import admm_report_parts, write_admm_outputs
+
+    result = market.result
+    if not isinstance(result.method_report, AdmmReport):
+        return [], []
+    try:
+        central: float | None = clear(
+            result.scenario, result.design, result.objective_kind
+        ).objective
+    except P2PMarketError:
+        central = None
+    written = write_admm_outputs(
+        result, result.method_report, out, central_objective=central, figure=report
+    )
+    if not report:
+        return written, []
+    return written, admm_report_parts(result, result.method_report, central)
 
 
 def _draw_report(
@@ -252,8 +315,10 @@ def _draw_report(
     bills: pd.DataFrame | None,
     kpis: Mapping[str, object] | None,
     console: Console | None,
+    sections: Sequence[str] = (),
 ) -> Path:
-    """`out/report.html`, with a progress bar over its figures."""
+    """`out/report.html`, with a progress bar over its figures; `sections` (HTML) after
+    the figures."""
     from p2pmarket.reports.html import report_steps, write_report
 
     with progress_bar(console) as progress:
@@ -262,7 +327,10 @@ def _draw_report(
         def step(what: str) -> None:
             progress.update(task, advance=1, description=what)
 
-        return write_report(result, out, bills=bills, kpis=kpis, priced=priced, on_step=step)
+        return write_report(
+            result, out, bills=bills, kpis=kpis, priced=priced, on_step=step,
+            more_sections=sections,
+        )  # fmt: skip
 
 
 def write_comparison_figure(

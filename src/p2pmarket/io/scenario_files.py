@@ -46,6 +46,7 @@ from p2pmarket.core.scenario.rules import check_size
 from p2pmarket.core.scenario.shape import check_shape
 from p2pmarket.errors import OptionError, ScenarioError
 from p2pmarket.io.atomic import write_bytes_atomic, write_text_atomic
+from p2pmarket.io.feeder_files import resolve_feeder_section
 
 __all__ = [
     "ENV_MAX_PEERS",
@@ -167,7 +168,11 @@ def _scenario_dict(
     check_shape(data)
     root = Path(csv_root) if csv_root is not None else None
     reader = _CsvReader(base, root, periods if _is_count(periods) else None)
-    return {k: reader.resolve(v, _key(k)) for k, v in data.items()}
+    locate = reader.locate if base is not None else None
+    return {
+        k: resolve_feeder_section(v, locate) if k == "feeder" else reader.resolve(v, _key(k))
+        for k, v in data.items()
+    }
 
 
 def _is_count(value: object) -> bool:

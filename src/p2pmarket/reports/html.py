@@ -341,6 +341,7 @@ def report_html(
     back_link: str | None = None,
     priced: ClearingResult | None = None,
     on_step: Callable[[str], None] | None = None,
+    more_sections: Sequence[str] = (),
 ) -> str:
     """The report of one run as a self-contained HTML page (see `write_report`)."""
 
@@ -391,6 +392,7 @@ def report_html(
         parts.append(_figure(name, figure_png(fig, dpi=DPI), caption))
         fig.clear()
 
+    parts += more_sections  # e.g. the feeder's section (`p2pmarket.reports.feeder`)
     step(TABLES_STEP)
     parts.append('<h2 id="tables">Tables</h2>')
     parts += _tables(result, prices_of, bills)
@@ -674,6 +676,7 @@ def write_report(
     comparison: Sequence[ClearingResult] = (),
     priced: ClearingResult | None = None,
     on_step: Callable[[str], None] | None = None,
+    more_sections: Sequence[str] = (),
 ) -> Path:
     """Write `out_dir/report.html`: summary, key figures, figures and tables of one run.
 
@@ -682,7 +685,9 @@ def write_report(
     (the same scenario under other designs) a figure comparing them. `priced`, the clearing
     the bills are priced from (the `system-cost` twin of a `paper` clearing), gives every
     price shown, with a sentence saying so. `on_step(description)` is called before each
-    section and figure, as `report_steps` lists them. Returns the path written.
+    section and figure, as `report_steps` lists them. `more_sections` (HTML, escaped) go after
+    the figures, e.g. the feeder's (`p2pmarket.reports.feeder.feeder_report_parts`).
+    Returns the path written.
     """
     page = report_html(
         result,
@@ -692,6 +697,7 @@ def write_report(
         comparison=comparison,
         priced=priced,
         on_step=on_step,
+        more_sections=more_sections,
     )
     path = Path(out_dir) / REPORT_NAME
     write_text_atomic(path, page)

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from p2pmarket.core.scenario.feeder import FeederSection, check_feeder_peers
 from p2pmarket.core.scenario.limits import (
     DEFAULT_LIMITS,
     MAX_DESCRIPTION_CHARS,
@@ -150,6 +151,8 @@ class Scenario(_Schema):
     links: tuple[tuple[Text, Text], ...] | None = None
     fee_collector: Text | None = None
     peers: tuple[Peer, ...]
+    feeder: FeederSection | None = None
+    """The physical grid under the market (SPEC C12, docs/feeder.md); None: no grid limits."""
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +168,7 @@ class Scenario(_Schema):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
         check(self)
+        check_feeder_peers(self)
         return self
 
     @classmethod
@@ -193,6 +197,8 @@ class Scenario(_Schema):
     def to_dict(self) -> dict[str, Any]:
         """The scenario as a plain dict in the file format (round-trips through `from_dict`)."""
         data: dict[str, Any] = _lists(self.model_dump(by_alias=True))
+        if data.get("feeder") is None:  # a scenario without a feeder keeps its file and hash
+            data.pop("feeder", None)
         return data
 
     def replace(self, *, limits: Limits | None = None, **changes: Any) -> Scenario:

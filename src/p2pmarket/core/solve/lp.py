@@ -29,7 +29,7 @@ from p2pmarket.core.solve.matrix import build_matrix
 from p2pmarket.core.solve.model import Layout, build_model
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import InfeasibleMarketError, SolverError, TimeLimitError
-from p2pmarket.types import Design, Objective
+from p2pmarket.types import Algorithm, Design, Objective
 
 __all__ = ["CentralisedLP"]
 
@@ -114,13 +114,13 @@ class CentralisedLP:
         net = design_network(scenario, data, design, objective, self.reduce)
         refuse_isolated_load(data, net, first_period)
         solved: Solved | None = None
-        if options.solver == "highs":
+        if options.solver == "highs" and scenario.feeder is None:  # a feeder: linopy (model.py)
             lp = build_matrix(scenario, data, net, objective)
             layout: Layout = lp.layout
             built = time.perf_counter()
             if not options.log:
                 _silence_highs_banner()
-            condition, solved = session.solve(lp, options, first_period)
+            condition, solved = session.solve(lp, shaped(options, net, lp.periods), first_period)
             run_time = session.run_time
         else:
             model, layout = build_model(scenario, data, net, objective)
@@ -147,6 +147,29 @@ class CentralisedLP:
             extract_seconds=time.perf_counter() - finished,
         )
         return dataclasses.replace(result, timings=timings, method=self.name)
+
+
+PRIMAL_MIN_LINKS = 5_000
+"""A single-period hub model with at least this many links is solved by primal simplex."""
+
+
+def shaped(options: SolverOptions, net: Network, periods: int) -> SolverOptions:
+    """`options` with HiGHS's algorithm chosen for the model's shape where the user left it
+    to HiGHS (`choose`, no `simplex_strategy` of their own): a single-period hub model (a
+    transport problem through fee hubs, p2p or hybrid, as solved period by period) of
+    `PRIMAL_MIN_LINKS` links or more goes to primal simplex, 2.5-4x faster there than the
+    dual simplex HiGHS picks (docs/performance.md, "Solver options"); every other shape, e.g.
+    the 24-period or storage-coupled LPs where dual simplex is faster, is left alone."""
+    if (
+        options.algorithm != "choose"
+        or "simplex_strategy" in options.extra
+        or not net.hubs
+        or periods != 1
+        or net.n_links < PRIMAL_MIN_LINKS
+    ):
+        return options
+    extra = {**options.extra, "simplex_strategy": 4}
+    return dataclasses.replace(options, algorithm=Algorithm.SIMPLEX, extra=extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +250,45 @@ def _close_log(model: linopy.Model) -> None:
         solver.setOptionValue("log_file", "")
 
 
+def feeder_problem(model: linopy.Model, first_period: int = 0) -> InfeasibleMarketError | None:
+    """The feeder limit the elastic model had to break the most (its `slack-feeder-...`
+    variables), named by bus or branch row and period; None when it broke none. (Breaking
+    one limit can ease another, e.g. exports raising every voltage to lift the lowest: the
+    largest break is the limit that cannot hold, the others follow from it.)"""
+    why = {
+        "slack-feeder-voltage-max": (
+            "the voltage at bus {0!r} cannot be kept under vmax_pu",
+            "pu²",
+        ),
+        "slack-feeder-voltage-min": (
+            "the voltage at bus {0!r} cannot be kept above vmin_pu",
+            "pu²",
+        ),
+        "slack-feeder-branch-limit": ("feeder branch limit row {0} cannot be respected", "kVA"),
+    }
+    worst: tuple[float, str, str, object, int] | None = None
+    for name, (text, unit) in why.items():
+        if name not in model.variables:
+            continue
+        hits = model.variables[name].solution.to_pandas().stack()
+        hits = hits[hits > 1e-9]
+        if len(hits):
+            (where, period), value = max(hits.items(), key=lambda item: item[1])
+            if worst is None or value > worst[0]:
+                worst = (float(value), text, unit, where, int(period))
+    if worst is None:
+        return None
+    value, text, unit, where, period = worst
+    reason = text.format(where) + f" (short by {value:.3g} {unit})"
+    period = first_period + period
+    return InfeasibleMarketError(
+        f"the feeder cannot carry the market in period {period}: {reason}; the loads"
+        " are fixed, so no trade can fix it (widen the band or the ratings)",
+        period=period,
+        reason=reason,
+    )
+
+
 def _diagnose(
     s: Scenario,
     data: PeerData,
@@ -255,6 +317,10 @@ def _diagnose(
         sol = model.variables["slack-final-soc"].solution.to_pandas()
         for unit, value in sol[sol > 1e-6].items():
             problems.append((str(unit), None, f"{value:.6g} kWh short"))
+    if not problems and s.feeder is not None:
+        feeder = feeder_problem(model, first_period)
+        if feeder is not None:
+            return feeder
     if not problems:
         return InfeasibleMarketError("the market is infeasible (the solver found no balance)")
     peer, period, reason = problems[0]

@@ -22,10 +22,14 @@ import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.designs import Network, PeerData
+from p2pmarket.core.feeder.lindistflow import FeederModel, LimitRows, feeder_model
 from p2pmarket.core.scenario import Scenario, series
 from p2pmarket.types import Objective
 
-__all__ = ["Layout", "build_model", "layout_of", "link_cost"]
+__all__ = ["WITHDRAWAL", "WITHDRAWAL_DEFINITION", "Layout", "build_model", "layout_of", "link_cost"]
+
+WITHDRAWAL = "feeder-withdrawal"
+WITHDRAWAL_DEFINITION = "feeder-withdrawal-definition"
 
 Term = linopy.LinearExpression | linopy.Variable
 Expr = linopy.LinearExpression | int
@@ -71,6 +75,8 @@ def build_model(
     define_peer_balance(m, data, net, layout)
     define_manager_balance(m, net, layout)
     define_no_resale(m, net, layout)
+    if s.feeder is not None:
+        define_feeder(m, net, layout, feeder_model(s, data), elastic=elastic)
     if elastic:
         slacks = [v.sum() for n, v in m.variables.items() if n.startswith("slack-")]
         m.add_objective(sum(slacks[1:], slacks[0]))
@@ -278,6 +284,56 @@ def define_no_resale(m: linopy.Model, net: Network, layout: Layout) -> None:
             m.variables["discharge"], np.asarray(layout.storage), "storage", sellers
         )
     m.add_constraints(_linear(m, sold - own) <= 0, name="no-resale")
+
+
+def define_feeder(
+    m: linopy.Model, net: Network, layout: Layout, fm: FeederModel, *, elastic: bool = False
+) -> None:
+    """The feeder (SPEC C12; LinDistFlow, Baran & Wu 1989 Eqs. 3-5 without losses; the
+    rows are built in `p2pmarket.core.feeder.lindistflow`):
+
+    w[n, t] = sum_m x[m, n, t] - sum_m x[n, m, t]     (`feeder-withdrawal-definition`, kW)
+
+    the peer's net purchase, which its balance (Eq. 8) makes its net withdrawal from the
+    feeder (the dual of this row is the feeder's part of the peer's price); then each limit
+    family, coef @ w[:, t] <= rhs in the periods where a row may bind:
+    `feeder-voltage-max` and `feeder-voltage-min` (pu², per bus), `feeder-branch-limit`
+    (kVA, per side of a branch's |S| polygon). In an elastic model every limit row gets a
+    slack (`slack-feeder-...`), so that a feeder that cannot be respected is named.
+    """
+    peers = fm.peers
+    trade = m.variables["trade"]
+    names = net.names
+    to_peer, from_peer = net.buyer < net.n_peers, net.seller < net.n_peers
+    inflow = _on_peers(
+        trade.sel(link=layout.links[to_peer]), names[net.buyer[to_peer]], "link", peers
+    )
+    outflow = _on_peers(
+        trade.sel(link=layout.links[from_peer]), names[net.seller[from_peer]], "link", peers
+    )
+    w = m.add_variables(coords=[peers, layout.periods], name=WITHDRAWAL)
+    m.add_constraints(_linear(m, w - inflow + outflow) == 0, name=WITHDRAWAL_DEFINITION)
+    for family in fm.families:
+        if len(family.index):
+            _define_limit_rows(m, w, family, layout, elastic)
+
+
+def _define_limit_rows(
+    m: linopy.Model, w: linopy.Variable, family: LimitRows, layout: Layout, elastic: bool
+) -> None:
+    """One family of feeder rows coef @ w <= rhs, masked to the periods where they may bind."""
+    coef = xr.DataArray(family.coef, coords=[family.index, w.indexes["peer"]])
+    lhs: linopy.LinearExpression = (coef * w).sum("peer")
+    rhs = xr.DataArray(family.rhs, coords=[family.index])
+    mask = xr.DataArray(family.active, coords=[family.index, layout.periods])
+    if elastic:
+        # Unmasked: a masked slack would leave absent slots in `lhs` (linopy's semantics
+        # warning); where the row is masked out the slack is free of rows and stays 0.
+        slack = m.add_variables(
+            lower=0, coords=[family.index, layout.periods], name=f"slack-{family.name}"
+        )
+        lhs = lhs - slack
+    m.add_constraints(lhs <= rhs, name=family.name, mask=mask)
 
 
 def define_objective(
