@@ -7,6 +7,7 @@ where the optimum is unique.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,11 @@ from hypothesis import strategies as st
 
 import p2pmarket
 from p2pmarket.core.designs import build_network, peer_data
+from p2pmarket.core.designs.data import _peer_data
 from p2pmarket.core.designs.hubs import build_hub_network, hubs_are_exact
-from p2pmarket.core.horizon import period_slice
+from p2pmarket.core.horizon import Window, period_slice, window_slice
 from p2pmarket.core.solve import SolverOptions
+from p2pmarket.core.solve.lp import PRIMAL_MIN_LINKS, shaped
 from strategies import scenario_dicts
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -277,6 +280,24 @@ def test_periods_solved_one_by_one_match_one_lp(data: dict[str, Any], design: st
     assert sorted(split.dispatch.period.unique()) == list(range(scenario.periods))
 
 
+@SETTINGS
+@given(scenario_dicts(storage=False), st.data())
+def test_a_cut_scenario_has_the_arrays_cut(data: dict[str, Any], draw: st.DataObject) -> None:
+    """`period_slice` and `window_slice` hand the cut of the horizon's arrays to the part
+    (`PeerData.periods`): the same arrays as reading the part's scenario afresh."""
+    scenario = p2pmarket.Scenario.from_dict(data)
+    start = draw.draw(st.integers(0, scenario.periods - 1))
+    stop = draw.draw(st.integers(start + 1, scenario.periods))
+    for part in (period_slice(scenario, start), window_slice(scenario, Window(start, stop))):
+        kept, fresh = peer_data(part), _peer_data(part)
+        for f in fields(kept):
+            a, b = getattr(kept, f.name), getattr(fresh, f.name)
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b, err_msg=f.name)
+            else:
+                assert list(a) == list(b), f.name
+
+
 def test_period_slice_picks_each_series_at_its_period() -> None:
     scenario = p2pmarket.cases.load("seventeen-peer-case-3")
     data = scenario.to_dict()
@@ -306,6 +327,39 @@ def test_parallel_workers_give_the_same_result() -> None:
     parallel = p2pmarket.clear(scenario, options=SolverOptions(split_periods=True, workers=2))
     assert parallel.objective == pytest.approx(serial.objective, rel=1e-12)
     assert parallel.dispatch.equals(serial.dispatch)
+
+
+def test_large_single_period_hub_models_go_to_primal_simplex_with_the_same_optimum() -> None:
+    """The algorithm chosen for the model's shape (`lp.shaped`) changes the path to the
+    optimum, not the optimum: the same 2,000-peer market period by period under HiGHS's own
+    dual simplex, and the user's choice always wins."""
+    peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
+    peers += [
+        {"id": f"P{i}", "role": "prosumer", "load_kw": [5 + i % 3, 4 + i % 5],
+         "export_fee": 0.01 + 1e-4 * (i % 7),
+         "generation": {"max_kw": [8 * (i % 2), 9 * (i % 3 > 0)], "offer_per_kwh": 0.05 + i * 1e-5}}
+        for i in range(2000)
+    ]  # fmt: skip
+    communities = [
+        {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 2000, 8)], "intra_fee": 0.002}
+        for c in range(8)
+    ]
+    scenario = p2pmarket.Scenario.from_dict(
+        {"peers": peers, "communities": communities, "periods": 2}
+    )
+    data = peer_data(scenario)
+    net = build_hub_network(scenario, data, p2pmarket.Design.P2P)
+    assert net.n_links >= PRIMAL_MIN_LINKS
+    chosen = shaped(SolverOptions(), net, 1)
+    assert chosen.algorithm == "simplex" and chosen.extra == {"simplex_strategy": 4}
+    assert shaped(SolverOptions(), net, 24) == SolverOptions()
+    assert shaped(SolverOptions(algorithm="ipm"), net, 1).algorithm == "ipm"
+    dual = SolverOptions(extra={"simplex_strategy": 1})
+    assert shaped(dual, net, 1) == dual
+    split = SolverOptions(split_periods=True)
+    primal = p2pmarket.clear(scenario, reduce=True, options=split)
+    by_dual = p2pmarket.clear(scenario, reduce=True, options=replace(split, extra=dual.extra))
+    assert primal.objective == pytest.approx(by_dual.objective, rel=1e-9)
 
 
 def test_time_limit_is_a_clear_solver_error() -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.designs import peer_data
+from p2pmarket.core.designs.data import remember_peer_data
 from p2pmarket.core.designs.hubs import hub_links_estimate
 from p2pmarket.core.results import ClearingResult, Timings
 from p2pmarket.core.scenario import Peer, Scenario, Series
@@ -114,13 +115,15 @@ def window_slice(
         }
         return {"storage": st.model_copy(update=soc)}
 
-    return _sliced(
+    part = _sliced(
         s,
         lambda v: v[w.start : w.stop] if isinstance(v, tuple) else v,
         name=f"{s.name} (periods {w.start}-{w.stop - 1})",
         periods=w.periods,
         storage=storage,
     )
+    remember_peer_data(part, peer_data(s).periods(w.start, w.stop))
+    return part
 
 
 def end_soc(result: ClearingResult, periods: int) -> dict[str, float]:
@@ -173,13 +176,15 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     """
     if any(p.storage is not None for p in s.peers):
         raise OptionError("split_periods", "a scenario with storage cannot be cut into periods")
-    return _sliced(
+    part = _sliced(
         s,
         lambda v: v[t] if isinstance(v, tuple) else v,
         name=f"{s.name} (period {t})",
         periods=1,
         storage=lambda p: {},
     )
+    remember_peer_data(part, peer_data(s).periods(t, t + 1))  # the arrays cut, not re-read
+    return part
 
 
 def _sliced(

@@ -6,7 +6,9 @@ build their trade links from these arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +16,7 @@ import pandas as pd
 
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 
-__all__ = ["BoolArray", "IntArray", "PeerData", "peer_data"]
+__all__ = ["BoolArray", "IntArray", "PeerData", "peer_data", "remember_peer_data"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -41,10 +43,60 @@ class PeerData:
     group_export_fee: FloatArray
     pair_fee: FloatArray
     """(groups, groups, periods), NaN where no contract is set."""
+    has_storage: BoolArray
+    can_buy_always: BoolArray
+    """Peers that can buy in every period whatever their load: storage, flexible demand or
+    a buy price (`can_buy` adds a load in some period)."""
+
+    def periods(self, start: int, stop: int) -> PeerData:
+        """The same peers over periods `start` to `stop` (what `peer_data` gives for the
+        scenario cut to those periods, `p2pmarket.core.horizon.period_slice`), by slicing
+        the arrays rather than reading the scenario again."""
+        cut = slice(start, stop)
+        load, max_kw = self.load_kw[:, cut], self.max_kw[:, cut]
+        return replace(
+            self,
+            load_kw=load,
+            min_kw=self.min_kw[:, cut],
+            max_kw=max_kw,
+            offer_per_kwh=self.offer_per_kwh[:, cut],
+            export_fee=self.export_fee[:, cut],
+            can_sell=(max_kw > 0).any(axis=1) | self.has_storage,
+            can_buy=(load > 0).any(axis=1) | self.can_buy_always,
+            group_intra_fee=self.group_intra_fee[:, cut],
+            group_export_fee=self.group_export_fee[:, cut],
+            pair_fee=self.pair_fee[:, :, cut],
+        )
+
+
+_MEMO: OrderedDict[int, tuple[Scenario, PeerData]] = OrderedDict()
+_MEMO_SIZE = 64
+_MEMO_LOCK = threading.Lock()
+
+
+def remember_peer_data(s: Scenario, data: PeerData) -> None:
+    """Let `peer_data(s)` answer `data` for this very scenario object (a scenario is frozen,
+    so its arrays never change): the few last ones are kept, by identity."""
+    with _MEMO_LOCK:
+        _MEMO[id(s)] = (s, data)
+        _MEMO.move_to_end(id(s))
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
 
 
 def peer_data(s: Scenario) -> PeerData:
-    """Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups."""
+    """Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups
+    (computed once per scenario object: a clearing asks several times)."""
+    with _MEMO_LOCK:
+        hit = _MEMO.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    data = _peer_data(s)
+    remember_peer_data(s, data)
+    return data
+
+
+def _peer_data(s: Scenario) -> PeerData:
     T = s.periods
     n = len(s.peers)
     ids = pd.Index(s.peer_ids, name="peer")
@@ -88,7 +140,8 @@ def peer_data(s: Scenario) -> PeerData:
         pair[gindex[cf.from_], gindex[cf.to]] = series(cf.fee, T)
 
     can_sell = (max_kw > 0).any(axis=1) | has_storage
-    can_buy = (load > 0).any(axis=1) | has_flex | has_storage | absorbs
+    can_buy_always = has_flex | has_storage | absorbs
+    can_buy = (load > 0).any(axis=1) | can_buy_always
     return PeerData(
         ids=ids,
         role=np.array([p.role for p in s.peers]),
@@ -105,4 +158,6 @@ def peer_data(s: Scenario) -> PeerData:
         group_intra_fee=np.stack(intra) if intra else np.zeros((0, T)),
         group_export_fee=group_export,
         pair_fee=pair,
+        has_storage=has_storage,
+        can_buy_always=can_buy_always,
     )
