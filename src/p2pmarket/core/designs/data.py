@@ -6,8 +6,6 @@ build their trade links from these arrays.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -69,26 +67,29 @@ class PeerData:
         )
 
 
-_MEMO: OrderedDict[int, tuple[Scenario, PeerData]] = OrderedDict()
+_MEMO: dict[int, tuple[Scenario, PeerData]] = {}
+"""The last few scenarios' arrays, by object identity (insertion order: oldest first)."""
 _MEMO_SIZE = 64
-_MEMO_LOCK = threading.Lock()
 
 
 def remember_peer_data(s: Scenario, data: PeerData) -> None:
     """Let `peer_data(s)` answer `data` for this very scenario object (a scenario is frozen,
-    so its arrays never change): the few last ones are kept, by identity."""
-    with _MEMO_LOCK:
-        _MEMO[id(s)] = (s, data)
-        _MEMO.move_to_end(id(s))
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
+    so its arrays never change): the last `_MEMO_SIZE` are kept, by identity. Each step is
+    one dict operation (atomic under the GIL); threads racing here at worst evict one entry
+    too many, which only costs a recomputation."""
+    _MEMO.pop(id(s), None)
+    _MEMO[id(s)] = (s, data)
+    while len(_MEMO) > _MEMO_SIZE:
+        try:
+            _MEMO.pop(next(iter(_MEMO)), None)
+        except (RuntimeError, StopIteration):  # changed by another thread meanwhile
+            break
 
 
 def peer_data(s: Scenario) -> PeerData:
     """Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups
     (computed once per scenario object: a clearing asks several times)."""
-    with _MEMO_LOCK:
-        hit = _MEMO.get(id(s))
+    hit = _MEMO.get(id(s))
     if hit is not None and hit[0] is s:
         return hit[1]
     data = _peer_data(s)
