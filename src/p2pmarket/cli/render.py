@@ -283,13 +283,21 @@ def run_tables(
             Text(f"traded energy {kwh(summary.traded_energy_kwh)} kWh between peers{via}"),
             Text(
                 f"{plural(len(s.peers), 'peer')} x {plural(s.periods, 'period')} of {hours:g} h; "
-                f"{result.model} model, {_how_solved(result)}"
+                + (
+                    f"negotiated by ADMM, {_how_solved(result)}"
+                    if result.method == "admm"
+                    else f"{result.model} model, {_how_solved(result)}"
+                )
             ),
             *_accounting_note(result, billed),
             Text(
                 f"{result.n_variables} variables, {result.n_constraints} constraints; build "
                 f"{t.build_seconds:.2f} s, solve {t.solve_seconds:.2f} s "
-                f"(HiGHS {t.solver_seconds:.2f} s)"
+                + (
+                    "(the agents' own solves)"
+                    if result.method == "admm"
+                    else f"(HiGHS {t.solver_seconds:.2f} s)"
+                )
             ),
         ]
     )
