@@ -40,7 +40,6 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from p2pmarket.core.designs.data import IntArray, PeerData
 from p2pmarket.core.designs.links import community_links
@@ -320,16 +319,18 @@ def bilateral_from_hubs(
         done.append((final.period, final.node, final.other, final.energy, final.fee))
     p, s_, b, e, f = (np.concatenate(parts) for parts in zip(*done, strict=True))
     keep = (e > 1e-9) & (s_ != b)
-    table = pd.DataFrame(
-        {"period": p[keep], "seller": s_[keep], "buyer": b[keep], "e": e[keep], "f": f[keep]}
-    )
-    table = table.groupby(["period", "seller", "buyer"], as_index=False, sort=True).sum()
+    p, s_, b, e, f = p[keep], s_[keep], b[keep], e[keep], f[keep]
+    # Pieces of the same (period, seller, buyer) summed, in that order: one sort of a
+    # combined key (periods x nodes x nodes stays far inside int64).
+    key = (p.astype(np.int64) * n_nodes + s_) * n_nodes + b
+    unique, first = np.unique(key, return_index=True)
+    inverse = np.searchsorted(unique, key)
     return (
-        table["period"].to_numpy(np.int64),
-        table["seller"].to_numpy(np.int64),
-        table["buyer"].to_numpy(np.int64),
-        table["e"].to_numpy(float),
-        table["f"].to_numpy(float),
+        p[first].astype(np.int64),
+        s_[first].astype(np.int64),
+        b[first].astype(np.int64),
+        np.bincount(inverse, weights=e, minlength=unique.size).astype(float),
+        np.bincount(inverse, weights=f, minlength=unique.size).astype(float),
     )
 
 
