@@ -150,7 +150,8 @@ def test_hybrid_with_restricted_links_keeps_the_explicit_model() -> None:
     assert p2pmarket.clear(scenario, design="hybrid").model == "explicit"
 
 
-def test_hybrid_hub_network_grows_with_peers_not_their_square() -> None:
+def four_hundred_prosumers(design: str) -> p2pmarket.Scenario:
+    """A grid and 400 prosumers in 8 communities, one period."""
     peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
     peers += [
         {"id": f"P{i}", "role": "prosumer", "load_kw": 5,
@@ -160,11 +161,15 @@ def test_hybrid_hub_network_grows_with_peers_not_their_square() -> None:
     communities = [
         {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 400, 8)]} for c in range(8)
     ]
-    scenario = p2pmarket.Scenario.from_dict(
-        {"peers": peers, "communities": communities, "design": "hybrid"}
+    return p2pmarket.Scenario.from_dict(
+        {"peers": peers, "communities": communities, "design": design}
     )
+
+
+def test_hybrid_hub_network_grows_with_peers_not_their_square() -> None:
+    scenario = four_hundred_prosumers("hybrid")
     net = build_hub_network(scenario, peer_data(scenario), p2pmarket.Design.HYBRID)
-    assert net.n_links < 7 * len(peers)  # explicit: 401 x 400 p2p links + 2 per member
+    assert net.n_links < 7 * len(scenario.peers)  # explicit: 401 x 400 p2p links + 2 per member
     result = p2pmarket.clear(scenario, objective="system-cost")
     assert result.model == "hubs"  # chosen by size
     explicit = p2pmarket.clear(scenario, objective="system-cost", reduce=False)
@@ -172,18 +177,9 @@ def test_hybrid_hub_network_grows_with_peers_not_their_square() -> None:
 
 
 def test_hub_network_grows_with_peers_not_their_square() -> None:
-    peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
-    peers += [
-        {"id": f"P{i}", "role": "prosumer", "load_kw": 5,
-         "generation": {"max_kw": 8, "offer_per_kwh": 0.05 + i * 1e-5}}
-        for i in range(400)
-    ]  # fmt: skip
-    communities = [
-        {"id": f"C{c}", "members": [f"P{i}" for i in range(c, 400, 8)]} for c in range(8)
-    ]
-    scenario = p2pmarket.Scenario.from_dict({"peers": peers, "communities": communities})
+    scenario = four_hundred_prosumers("p2p")
     net = build_hub_network(scenario, peer_data(scenario))
-    assert net.n_links < 5 * len(peers)  # explicit: 401 x 400 = 160,400 links
+    assert net.n_links < 5 * len(scenario.peers)  # explicit: 401 x 400 = 160,400 links
     result = p2pmarket.clear(scenario, objective="system-cost")
     assert result.model == "hubs"  # chosen by size
 

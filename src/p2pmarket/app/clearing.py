@@ -5,7 +5,6 @@ merges the results."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 
@@ -16,7 +15,7 @@ from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
 from p2pmarket.core.solve.admm import ADMM
 from p2pmarket.errors import OptionError
 from p2pmarket.runners import Runner, runner_for
-from p2pmarket.types import Design, Objective, PeriodsSolved, Status, parse
+from p2pmarket.types import Design, Objective, PeriodsSolved, parse
 
 __all__ = ["METHODS", "OnWindow", "clear", "clearing_method"]
 
@@ -92,8 +91,7 @@ def clear(
     ]
     parts = (runner or runner_for(options.workers)).map(_clear_job, jobs)
     starts = [w.start for w in windows]
-    return _unfinished_kept(horizon.merge(parts, scenario, wall=time.perf_counter() - start),
-                            parts, starts)  # fmt: skip
+    return horizon.merge(parts, scenario, wall=time.perf_counter() - start, starts=starts)
 
 
 def _rolling(
@@ -122,7 +120,7 @@ def _rolling(
         parts.append(part)
         if on_window is not None:
             on_window(i + 1, len(plan))
-    merged = horizon.merge(
+    return horizon.merge(
         parts,
         scenario,
         wall=time.perf_counter() - start,
@@ -130,26 +128,6 @@ def _rolling(
         periods_solved=PeriodsSolved.ROLLING,
         windows=tuple((kept.start, kept.periods, solved.periods) for solved, kept in plan),
     )
-    return _unfinished_kept(merged, parts, [kept.start for _, kept in plan])
-
-
-def _unfinished_kept(
-    merged: ClearingResult, parts: list[ClearingResult], starts: list[int]
-) -> ClearingResult:
-    """An ADMM result merged from windows, with the status of its first window that stopped
-    at its iteration cap (`horizon.merge` keeps the first window's, which would hide it).
-    Each window's own negotiation report is not kept (`method_report` is None). Central
-    clearing's merge is left as it is."""
-    if merged.method != "admm":
-        return merged
-    for part, first_period in zip(parts, starts, strict=True):
-        if part.status != Status.OPTIMAL:
-            return dataclasses.replace(
-                merged,
-                status=part.status,
-                termination=f"window from period {first_period}: {part.termination}",
-            )
-    return merged
 
 
 _Job = tuple[Clearing, Scenario, Design, Objective, SolverOptions, int]

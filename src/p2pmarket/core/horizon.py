@@ -252,6 +252,13 @@ def merge(
     `starts` is each window's first period (default: one period each)."""
     first = parts[0]
     offsets = starts if starts is not None else list(range(len(parts)))
+    # The horizon's status is its first window that did not finish (a decentralised window
+    # stopped at its cap; a central one raises instead), named by where it starts.
+    unfinished = [(r, t0) for r, t0 in zip(parts, offsets, strict=True) if r.status != "optimal"]
+    status, termination = first.status, first.termination
+    if unfinished:
+        part, t0 = unfinished[0]
+        status, termination = part.status, f"window from period {t0}: {part.termination}"
 
     def stack(name: str) -> pd.DataFrame:
         tables: list[pd.DataFrame] = [
@@ -285,8 +292,8 @@ def merge(
         scenario=scenario,
         design=first.design,
         objective_kind=first.objective_kind,
-        status=first.status,
-        termination=first.termination,
+        status=status,
+        termination=termination,
         objective=float(sum(r.objective for r in parts)),
         dispatch=stack("dispatch"),
         trades=stack("trades"),

@@ -18,28 +18,25 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import queue
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from p2pmarket.core.designs import design_network, peer_data
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import SolverOptions
-from p2pmarket.core.solve.admm import AdmmOptions, Agent, AgentRecord, agent_records
+from p2pmarket.core.solve.admm import AdmmOptions, Agent, AgentRecord
 from p2pmarket.core.solve.admm.agent import STATUS_BYTES, Copies, Status, message_bytes
+from p2pmarket.core.solve.admm.method import clear_by_negotiation
 from p2pmarket.core.solve.admm.protocol import LinkState
 from p2pmarket.core.solve.admm.result import (
     History,
     Negotiation,
     RhoStats,
     Solutions,
-    assemble,
     solutions_of,
 )
-from p2pmarket.core.solve.lp import refuse_isolated_load
 from p2pmarket.errors import SolverError
 from p2pmarket.types import Design, Objective
 
@@ -65,33 +62,10 @@ class AdmmProcesses:
         options: SolverOptions,
         first_period: int = 0,
     ) -> ClearingResult:
-        start = time.perf_counter()
-        data = peer_data(scenario)
-        net = design_network(scenario, data, design, objective, False)
-        refuse_isolated_load(data, net, first_period)
-        records = agent_records(scenario, data, net, objective)
-        built = time.perf_counter()
-        outcome = negotiate_in_processes(records, net.n_links, self.options)
-        finished = time.perf_counter()
-        result = assemble(
-            scenario,
-            data,
-            net,
-            records,
-            outcome,
-            design,
-            objective,
-            self.options,
-            runner="processes",
-            central_objective=self.central_objective,
-        )
-        timings = dataclasses.replace(
-            result.timings,
-            build_seconds=built - start,
-            solve_seconds=finished - built,
-            extract_seconds=time.perf_counter() - finished,
-        )
-        return dataclasses.replace(result, timings=timings, method=self.name)
+        return clear_by_negotiation(
+            scenario, design, objective, first_period, self.options, negotiate_in_processes,
+            runner="processes", central_objective=self.central_objective, name=self.name,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def peer_data(s: Scenario) -> PeerData:
     (computed once per scenario object: a clearing asks several times)."""
     hit = _MEMO.get(id(s))
     if hit is not None and hit[0] is s:
+        remember_peer_data(s, hit[1])  # the newest again: a horizon outlives its windows
         return hit[1]
     data = _peer_data(s)
     remember_peer_data(s, data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,7 @@ from p2pmarket.core.solve.lp import refuse_isolated_load
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.types import Design, Objective
 
-__all__ = ["ADMM", "InProcessNegotiation", "negotiate"]
+__all__ = ["ADMM", "InProcessNegotiation", "Negotiate", "clear_by_negotiation", "negotiate"]
 
 
 @dataclass(frozen=True)
@@ -63,34 +64,51 @@ class ADMM:
         first_period: int = 0,
     ) -> ClearingResult:
         """Negotiate the market of `scenario` to agreement (or the cap) and report it."""
-        start = time.perf_counter()
-        data = peer_data(scenario)
-        net = design_network(scenario, data, design, objective, False)
-        refuse_isolated_load(data, net, first_period)
-        records = agent_records(scenario, data, net, objective)
-        run = InProcessNegotiation(records, self.options, net.n_links, scenario.period_hours)
-        built = time.perf_counter()
-        outcome = run.run()
-        finished = time.perf_counter()
-        result = assemble(
-            scenario,
-            data,
-            net,
-            records,
-            outcome,
-            design,
-            objective,
-            self.options,
-            runner="in-process",
-            central_objective=self.central_objective,
-        )
-        timings = dataclasses.replace(
-            result.timings,
-            build_seconds=built - start,
-            solve_seconds=finished - built,
-            extract_seconds=time.perf_counter() - finished,
-        )
-        return dataclasses.replace(result, timings=timings, method=self.name)
+        return clear_by_negotiation(
+            scenario, design, objective, first_period, self.options, negotiate,
+            runner="in-process", central_objective=self.central_objective, name=self.name,
+        )  # fmt: skip
+
+
+Negotiate = Callable[[tuple[AgentRecord, ...], int, AdmmOptions], Negotiation]
+"""Runs the protocol among the agents' records over `n_links` links: `negotiate` here, or
+`p2pmarket.runners.admm_processes.negotiate_in_processes`."""
+
+
+def clear_by_negotiation(
+    scenario: Scenario,
+    design: Design,
+    objective: Objective,
+    first_period: int,
+    options: AdmmOptions,
+    run: Negotiate,
+    *,
+    runner: str,
+    central_objective: float | None,
+    name: str,
+) -> ClearingResult:
+    """One window cleared by ADMM, whichever runner `run` negotiates on: the agents' records
+    from the scenario, the negotiation, and its outcome as a `ClearingResult` (`runner`
+    names where it ran in the report), with the build, negotiation and assembly timed."""
+    start = time.perf_counter()
+    data = peer_data(scenario)
+    net = design_network(scenario, data, design, objective, False)
+    refuse_isolated_load(data, net, first_period)
+    records = agent_records(scenario, data, net, objective)
+    built = time.perf_counter()
+    outcome = run(records, net.n_links, options)
+    finished = time.perf_counter()
+    result = assemble(
+        scenario, data, net, records, outcome, design, objective, options,
+        runner=runner, central_objective=central_objective,
+    )  # fmt: skip
+    timings = dataclasses.replace(
+        result.timings,
+        build_seconds=built - start,
+        solve_seconds=finished - built,
+        extract_seconds=time.perf_counter() - finished,
+    )
+    return dataclasses.replace(result, timings=timings, method=name)
 
 
 def negotiate(records: tuple[AgentRecord, ...], n_links: int, options: AdmmOptions) -> Negotiation:

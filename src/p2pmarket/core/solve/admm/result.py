@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from p2pmarket.core.designs import Network, PeerData
-from p2pmarket.core.results import ClearingResult, Timings
+from p2pmarket.core.results import TRADE_COLUMNS, ClearingResult, Timings
 from p2pmarket.core.scenario import FloatArray, Scenario, series
 from p2pmarket.core.solve.admm.local import LocalProblems, VarKind
 from p2pmarket.core.solve.admm.protocol import AdmmOptions, LinkState
@@ -420,19 +420,7 @@ def _trade_table(
     ).agg(power_kw=("power_kw", "sum"), energy_kwh=("energy_kwh", "sum"), fee=("fee", "sum"))
     energy = trades["energy_kwh"].to_numpy()
     trades["fee_per_kwh"] = trades["fee"].to_numpy() / np.where(energy > 0, energy, 1.0)
-    columns = [
-        "period",
-        "seller",
-        "seller_kind",
-        "buyer",
-        "buyer_kind",
-        "route",
-        "power_kw",
-        "energy_kwh",
-        "fee_per_kwh",
-        "fee",
-    ]
-    return trades[columns].sort_values(
+    return trades[list(TRADE_COLUMNS)].sort_values(
         ["period", "seller", "buyer"], kind="stable", ignore_index=True
     )
 
