@@ -27,8 +27,8 @@ pvlib = pytest.importorskip("pvlib")
 pytest.importorskip("demandlib")
 
 from p2pmarket import generate  # noqa: E402  (after the extras are known to be there)
-from p2pmarket.generate import files as generate_files  # noqa: E402
 from p2pmarket.generate.weather import read_try  # noqa: E402
+from p2pmarket.io import scenario_directory  # noqa: E402
 
 POTSDAM = {"latitude": 52 + 23 / 60, "longitude": 13 + 4 / 60, "altitude": 81}
 """TRY 2010 zone 4 (the default), from its file's header: 52°23'N 13°04'E, 81 m."""
@@ -231,7 +231,7 @@ def test_large_series_are_split_within_the_csv_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built = generate.community(30, 0.5, 0.5, seed=6, hours=24)
-    monkeypatch.setattr(generate_files, "MAX_CSV_BYTES", 2_000)
+    monkeypatch.setattr(scenario_directory, "MAX_CSV_BYTES", 2_000)
     generate.write_community(built, tmp_path / "split")
     parts = sorted(p.name for p in (tmp_path / "split").glob("load_kw-*.csv"))
     assert len(parts) > 1

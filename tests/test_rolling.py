@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -203,3 +204,28 @@ def test_the_command_line_rolls_and_says_so(tmp_path: Any) -> None:
     )
     wrong = CliRunner().invoke(app, ["run", str(path), "--lookahead", "24"])
     assert wrong.exit_code == 2 and "--lookahead" in wrong.stderr
+
+
+def test_a_long_run_keeps_its_scenario_with_the_series_in_csv(tmp_path: Any) -> None:
+    """Past a week of periods a run's copy of its scenario keeps the series in CSV files
+    (`scenario-series/`); read back it is the scenario that was cleared, and a short one's
+    copy stays one file with the series inline."""
+    long = days("seventeen-peer-case-3", 8, scale=1.0)  # 192 periods
+    path = tmp_path / "eight-days.yaml"
+    p2pmarket.io.scenario_files.dump_scenario(long, path)
+    out = tmp_path / "run"
+    args = ["run", str(path), "--window", "24", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    series = sorted(p.name for p in (out / "scenario-series").glob("*.csv"))
+    assert "load_kw.csv" in series
+    copy = yaml.safe_load((out / "scenario.yaml").read_text(encoding="utf-8"))
+    p2 = next(peer for peer in copy["peers"] if peer["id"] == "P2")
+    assert p2["load_kw"] == {"csv": "scenario-series/load_kw.csv", "column": "P2"}
+    assert p2pmarket.load_scenario(out / "scenario.yaml") == long
+    short = days("seventeen-peer-case-3", 1)
+    p2pmarket.io.scenario_files.dump_scenario(short, path)
+    out = tmp_path / "short"
+    assert CliRunner().invoke(app, ["run", str(path), "--out", str(out)]).exit_code == 0
+    assert not (out / "scenario-series").exists()
+    assert p2pmarket.load_scenario(out / "scenario.yaml") == short

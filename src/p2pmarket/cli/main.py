@@ -93,8 +93,8 @@ app.add_typer(generate_app, name="generate")
 
 
 RUN_FILES = (
-    "scenario.yaml, summary.json, dispatch.csv, trades.csv, prices.csv, bills.csv, "
-    "settlement.csv, kpis.json"
+    "scenario.yaml (its series in scenario-series/ past a week of periods), summary.json, "
+    "dispatch.csv, trades.csv, prices.csv, bills.csv, settlement.csv, kpis.json"
 )
 FORCE_HELP = "Replace an earlier p2pmarket output at --out, whole."
 SOLVER_OPTIONS = {

@@ -52,6 +52,7 @@ __all__ = [
     "ENV_MAX_PEERS",
     "ENV_MAX_PEER_PERIODS",
     "ENV_MAX_PERIODS",
+    "document_yaml",
     "dump_scenario",
     "limits_from_environ",
     "load_scenario",
@@ -242,8 +243,13 @@ def dump_scenario(scenario: Scenario, path: str | os.PathLike[str]) -> None:
 
 def scenario_yaml(scenario: Scenario) -> str:
     """The scenario as YAML text in the file format, series inline."""
+    return document_yaml(scenario.to_dict())
+
+
+def document_yaml(document: dict[str, Any]) -> str:
+    """A scenario document (plain data) as YAML text in the file format."""
     return yaml.dump(
-        scenario.to_dict(),
+        document,
         Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=None,
