@@ -133,10 +133,12 @@ def end_soc(result: ClearingResult, periods: int) -> dict[str, float]:
     if not units:
         return {}
     d = result.dispatch
-    rows = d[(d["period"] == periods - 1) & d["peer"].isin(list(units))]
+    last = d["period"].to_numpy() == periods - 1
+    peers, socs = d["peer"].to_numpy()[last].tolist(), d["soc_kwh"].to_numpy()[last].tolist()
     return {
         str(peer): float(soc) / units[str(peer)].capacity_kwh
-        for peer, soc in zip(rows["peer"], rows["soc_kwh"], strict=True)
+        for peer, soc in zip(peers, socs, strict=True)
+        if peer in units
     }
 
 
@@ -151,7 +153,10 @@ def cut(result: ClearingResult, periods: int) -> ClearingResult:
         return result
 
     def first(table: pd.DataFrame) -> pd.DataFrame:
-        return table[table["period"] < periods].reset_index(drop=True)
+        period = table["period"].to_numpy()
+        if period.size and bool(np.all(period[1:] >= period[:-1])):  # rows by period
+            return table.iloc[: int(np.searchsorted(period, periods))].reset_index(drop=True)
+        return table[period < periods].reset_index(drop=True)
 
     return replace(
         result,
@@ -267,16 +272,8 @@ def merge(
         ]
         return pd.concat(tables, ignore_index=True)
 
-    def periods_of(r: ClearingResult, t0: int, key: str) -> xr.DataArray:
-        local = r.duals[key]
-        return local.assign_coords(period=np.asarray(local["period"].values) + t0)
-
     duals = {
-        key: xr.concat(
-            [periods_of(r, t0, key) for t0, r in zip(offsets, parts, strict=True)],
-            dim="period",
-            join="outer",  # rows (e.g. the sellers of a no-resale row) differ by window
-        )
+        key: _joined([r.duals[key] for r in parts], offsets)
         for key in first.duals
         if all(key in r.duals for r in parts) and "period" in first.duals[key].dims
     }
@@ -314,3 +311,28 @@ def merge(
 
 merge_periods = merge
 """Old name of `merge`, kept for one release."""
+
+
+def _joined(duals: list[xr.DataArray], offsets: list[int]) -> xr.DataArray:
+    """One row family's duals over the windows, each window's periods moved by its offset.
+    Where every window has the same rows in the same order (the usual case) the values are
+    stacked as they are; else aligned by row, NaN where a window has no such row (e.g. the
+    sellers of a no-resale row differ by window)."""
+    periods = np.concatenate(
+        [np.asarray(d["period"].values) + t0 for d, t0 in zip(duals, offsets, strict=True)]
+    )
+    first = duals[0]
+    if first.dims[-1] == "period" and all(
+        d.dims == first.dims and all(d.indexes[k].equals(first.indexes[k]) for k in d.dims[:-1])
+        for d in duals[1:]
+    ):
+        coords = {k: first.indexes[k] for k in first.dims[:-1]}
+        values = np.concatenate([d.values for d in duals], axis=-1)
+        return xr.DataArray(
+            values, coords={**coords, "period": periods}, dims=first.dims, name=first.name
+        )
+    moved = [
+        d.assign_coords(period=np.asarray(d["period"].values) + t0)
+        for d, t0 in zip(duals, offsets, strict=True)
+    ]
+    return xr.concat(moved, dim="period", join="outer")

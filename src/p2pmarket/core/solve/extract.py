@@ -167,21 +167,26 @@ def extract(
         fee = np.concatenate([fee[~via], f])
         route = np.concatenate([route[~via], np.full(s_.size, str(Route.P2P))])
         power = np.concatenate([power[~via], energy / dt])
+    # Rows by period, then seller and buyer by name (the order of their text), ties as found.
+    rank = _ranks(names)
+    order = np.lexsort((rank[buyer], rank[seller], period))
+    period, seller, buyer = period[order], seller[order], buyer[order]
+    route, power, fee = np.asarray(route)[order], power[order], fee[order]
+    name_text, kind_text = _text(names), _text(kinds.astype(str))
     trades = pd.DataFrame(
         {
             "period": period.astype(np.int64),
-            "seller": names[seller],
-            "seller_kind": kinds[seller].astype(str),
-            "buyer": names[buyer],
-            "buyer_kind": kinds[buyer].astype(str),
-            "route": route,
+            "seller": name_text.take(seller),
+            "seller_kind": kind_text.take(seller),
+            "buyer": name_text.take(buyer),
+            "buyer_kind": kind_text.take(buyer),
+            "route": _text(route),
             "power_kw": power,
             "energy_kwh": power * dt,
             "fee_per_kwh": fee / np.where(power > 0, power * dt, 1.0),
             "fee": fee,
         }
     )
-    trades = trades.sort_values(["period", "seller", "buyer"], kind="stable", ignore_index=True)
     node_in = np.zeros((names.size, T))
     node_out = np.zeros((names.size, T))
     np.add.at(node_in, (buyer, period), power)
@@ -207,16 +212,17 @@ def extract(
 
     imports, exports = node_in[:n], node_out[:n]
     net_import = imports - exports
-    role = np.where(net_import > 1e-6, "buyer", np.where(net_import < -1e-6, "seller", "neutral"))
+    role = np.where(net_import > 1e-6, 0, np.where(net_import < -1e-6, 1, 2))
     owner = s.community_of()
     periods = np.repeat(np.arange(T), n)
+    each = np.tile(np.arange(n), T)  # the peer of each dispatch row
     dispatch = pd.DataFrame(
         {
             "period": periods,
-            "peer": np.tile(np.asarray(data.ids), T),
-            "community": np.tile(np.array([owner[i] for i in data.ids], dtype=object), T),
-            "declared_role": np.tile(data.role, T),
-            "role": _rows(role),
+            "peer": name_text.take(each),
+            "community": _text_or_none(np.array([owner[i] for i in data.ids], dtype=object), each),
+            "declared_role": _text(data.role).take(each),
+            "role": _ROLES.take(_rows(role)),
             "generation_kw": _rows(generation),
             "load_kw": _rows(data.load_kw),
             "flexible_load_kw": _rows(flexible),
@@ -246,8 +252,8 @@ def extract(
     prices = pd.DataFrame(
         {
             "period": np.repeat(np.arange(T), names.size),
-            "node": np.tile(names, T),
-            "kind": np.tile(kinds.astype(str), T),
+            "node": name_text.take(np.tile(np.arange(names.size), T)),
+            "kind": kind_text.take(np.tile(np.arange(names.size), T)),
             "price_per_kwh": node_price.T.ravel(),
             "sell_price_per_kwh": node_sell_price.T.ravel(),
             "price_low_per_kwh": node_low.T.ravel(),
@@ -273,6 +279,30 @@ def extract(
         model=net.model,
         objective_by_period=solved.cost_by_period,
     )
+
+
+_ROLES = pd.array(["buyer", "seller", "neutral"], dtype="str")
+"""A peer's role in a period, by its code in `extract`."""
+
+
+def _text(values: Any) -> Any:
+    """Text values as a pandas text array (cells taken from it by position with `.take`,
+    with no conversion of each cell)."""
+    return pd.array(np.asarray(values, dtype=object), dtype="str")
+
+
+def _text_or_none(values: npt.NDArray[np.object_], at: IntArray) -> Any:
+    """`values` taken at `at` as text, or as objects where one is None (as pandas types a
+    column of text and None)."""
+    if any(v is None for v in values.tolist()):
+        return values[at]
+    return _text(values).take(at)
+
+
+def _ranks(names: npt.NDArray[np.object_]) -> IntArray:
+    """Each name's position in the names sorted as text (equal names, equal ranks)."""
+    position = {name: i for i, name in enumerate(sorted(set(names.tolist())))}
+    return np.fromiter((position[name] for name in names.tolist()), np.int64, names.size)
 
 
 def _clean(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
