@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from p2pmarket.core.flows import bilateral_trades
@@ -77,13 +78,12 @@ def traded_volume(result: ClearingResult, settlement: Settlement | None = None) 
 
 
 def _volume(result: ClearingResult, t: pd.DataFrame) -> dict[str, float]:
-    owner = _groups(result)
+    _, code = _group_codes(result)
     grids = set(result.scenario.grid_ids)
-    with_grid = t["seller"].isin(grids) | t["buyer"].isin(grids)
-    seller_c = t["seller"].map(owner)
-    buyer_c = t["buyer"].map(owner)
+    with_grid = (t["seller"].isin(grids) | t["buyer"].isin(grids)).to_numpy()
+    seller_c, buyer_c = _coded(t["seller"], code, -1), _coded(t["buyer"], code, -2)
     inside = ~with_grid & (seller_c == buyer_c)
-    energy = t["energy_kwh"]
+    energy = t["energy_kwh"].to_numpy()
     return {
         "inside": float(energy[inside].sum()),
         "between": float(energy[~with_grid & ~inside].sum()),
@@ -101,43 +101,47 @@ def community_shares(result: ClearingResult, settlement: Settlement | None = Non
 def _community_shares(result: ClearingResult, t: pd.DataFrame) -> pd.DataFrame:
     s = result.scenario
     dt = s.period_hours
-    owner = _groups(result)
+    keys, code = _group_codes(result)
     grids = set(s.grid_ids)
+    outside = len(keys)  # the grid's side of a trade: no community's
     d = result.dispatch
     members = d[~d["peer"].isin(grids)]
-    group = members["peer"].map(owner)
-    demand = (
-        ((members["load_kw"] + members["flexible_load_kw"] + members["charge_kw"]) * dt)
-        .groupby(group)
-        .sum()
-    )
-    supply = ((members["generation_kw"] + members["discharge_kw"]) * dt).groupby(group).sum()
+    group = _coded(members["peer"], code, outside)
+    size = outside + 1
+    load = members["load_kw"] + members["flexible_load_kw"] + members["charge_kw"]
+    demand = np.bincount(group, weights=load.to_numpy() * dt, minlength=size)
+    produced = members["generation_kw"] + members["discharge_kw"]
+    supply = np.bincount(group, weights=produced.to_numpy() * dt, minlength=size)
 
-    outside = ("grid", "")
-
-    def community(peer: pd.Series) -> pd.Series:
-        return peer.map(lambda p: outside if p in grids else owner[p])
-
-    seller_c, buyer_c = community(t["seller"]), community(t["buyer"])
+    seller_c, buyer_c = _coded(t["seller"], code, outside), _coded(t["buyer"], code, outside)
     crossing = seller_c != buyer_c
-    bought_outside = t.loc[crossing].groupby(buyer_c[crossing])["energy_kwh"].sum()
-    sold_outside = t.loc[crossing].groupby(seller_c[crossing])["energy_kwh"].sum()
+    energy = t["energy_kwh"].to_numpy()
+    bought_outside = np.bincount(buyer_c[crossing], weights=energy[crossing], minlength=size)
+    sold_outside = np.bincount(seller_c[crossing], weights=energy[crossing], minlength=size)
     rows = []
-    names = list(dict.fromkeys(group))
-    for name in names:
-        rows.append(
-            _shares(
-                name[1],
-                demand.get(name, 0.0),
-                supply.get(name, 0.0),
-                bought_outside.get(name, 0.0),
-                sold_outside.get(name, 0.0),
-            )
-        )
+    for g in dict.fromkeys(group.tolist()):  # in the order the communities first appear
+        rows.append(_shares(keys[g][1], demand[g], supply[g], bought_outside[g], sold_outside[g]))
     from_grid = t.loc[t["seller"].isin(grids) & ~t["buyer"].isin(grids), "energy_kwh"].sum()
     to_grid = t.loc[t["buyer"].isin(grids) & ~t["seller"].isin(grids), "energy_kwh"].sum()
     rows.append(_shares("market", demand.sum(), supply.sum(), from_grid, to_grid))
     return pd.DataFrame(rows)
+
+
+def _group_codes(result: ClearingResult) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The groups of `_groups` in a list, and each peer's position in it."""
+    owner = _groups(result)
+    keys = list(dict.fromkeys(owner.values()))
+    position = {key: i for i, key in enumerate(keys)}
+    return keys, {peer: position[key] for peer, key in owner.items()}
+
+
+def _coded(values: pd.Series, code: dict[str, int], missing: int) -> npt.NDArray[np.int64]:
+    """`code` of each value (`missing` for a value it does not know), each distinct value
+    looked up once."""
+    at, distinct = pd.factorize(values)
+    table = np.array([*(code.get(v, missing) for v in distinct), missing], dtype=np.int64)
+    coded: npt.NDArray[np.int64] = table[at]
+    return coded
 
 
 def _groups(result: ClearingResult) -> dict[str, tuple[str, str]]:

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from p2pmarket.core.flows import bilateral_trades
@@ -205,12 +206,7 @@ def _settle_market(result: ClearingResult, rule: str) -> tuple[pd.DataFrame, pd.
 
     d = result.dispatch
     lines = d[["period", "peer"]].copy()
-    key = pd.MultiIndex.from_frame(lines)
-
-    def by(column: str, who: str) -> np.ndarray:
-        grouped = trades.groupby(["period", who])[column].sum()
-        grouped.index = grouped.index.set_names(["period", "peer"])
-        return grouped.reindex(key, fill_value=0.0).to_numpy()
+    by = _summed_by_line(lines, trades)
 
     lines["bought_kwh"] = by("energy_kwh", "buyer")
     lines["sold_kwh"] = by("energy_kwh", "seller")
@@ -235,6 +231,48 @@ def _settle_market(result: ClearingResult, rule: str) -> tuple[pd.DataFrame, pd.
         - lines["absorbed_value"]
     )
     return trades, lines
+
+
+def _summed_by_line(
+    lines: pd.DataFrame, trades: pd.DataFrame
+) -> Callable[[str, str], npt.NDArray[np.float64]]:
+    """`by(column, who)`: the sum of the trades' `column` on each line (period, peer) of the
+    dispatch, the peer being the trade's `who` (seller or buyer), 0 where it has none. Lines
+    in the dispatch's usual order (period by period, the same peers in each) are summed by
+    position; any other order through a grouping by (period, peer)."""
+    period = lines["period"].to_numpy()
+    at, peers = pd.factorize(lines["peer"])
+    n = len(peers)
+    periods = len(lines) // n if n else 0
+    if (
+        n
+        and np.array_equal(period, np.repeat(np.arange(periods), n))
+        and np.array_equal(at, np.tile(np.arange(n), periods))
+    ):
+        trade_period = trades["period"].to_numpy()
+        found: dict[str, tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]] = {}
+
+        def by_position(column: str, who: str) -> npt.NDArray[np.float64]:
+            if who not in found:
+                peer = peers.get_indexer(pd.Index(trades[who]))
+                known = (peer >= 0) & (trade_period >= 0) & (trade_period < periods)
+                found[who] = known, trade_period[known] * n + peer[known]
+            known, line = found[who]
+            values = trades[column].to_numpy(dtype=float)[known]
+            summed: npt.NDArray[np.float64] = np.bincount(
+                line, weights=values, minlength=len(lines)
+            ).astype(float)
+            return summed
+
+        return by_position
+    key = pd.MultiIndex.from_frame(lines)
+
+    def by_group(column: str, who: str) -> npt.NDArray[np.float64]:
+        grouped = trades.groupby(["period", who])[column].sum()
+        grouped.index = grouped.index.set_names(["period", "peer"])
+        return grouped.reindex(key, fill_value=0.0).to_numpy()
+
+    return by_group
 
 
 def _per_peer_period(s: Scenario, pick: Callable[[Peer], Series | None]) -> np.ndarray:
