@@ -197,3 +197,30 @@ def test_csv_text_rounds_float_noise_and_negative_zero() -> None:
         "0.00001",
         "2.0",
     ]
+
+
+@pytest.mark.parametrize("design", ["p2p", "community", "hybrid"])
+def test_an_unpriced_clearing_keeps_the_solution_and_the_unique_prices(design: str) -> None:
+    """`CentralisedLP(priced=False)` (the no-trading baseline's clearing) skips moving the
+    duals to their defined point: the same dispatch, trades and objective, and where the
+    defined price is unique (its interval a point) the solver's dual is that price."""
+    from p2pmarket.core.solve import CentralisedLP, SolverOptions
+
+    s = p2pmarket.cases.load("seventeen-peer-case-3")
+    priced = CentralisedLP().clear_window(s, design, "system-cost", SolverOptions())
+    raw = CentralisedLP(priced=False).clear_window(s, design, "system-cost", SolverOptions())
+    assert raw.objective == priced.objective
+    pd.testing.assert_frame_equal(
+        raw.dispatch.drop(columns=PRICE_COLUMNS), priced.dispatch.drop(columns=PRICE_COLUMNS)
+    )
+    pd.testing.assert_frame_equal(raw.trades, priced.trades)
+    p, r = priced.prices, raw.prices
+    unique = (p["price_high_per_kwh"] - p["price_low_per_kwh"]).abs() < 1e-9
+    assert unique.sum() > len(p) // 4  # enough unique prices for the comparison to mean much
+    np.testing.assert_allclose(
+        r.loc[unique, "price_per_kwh"], p.loc[unique, "price_per_kwh"], atol=1e-9
+    )
+    assert r["price_low_per_kwh"].isna().all() and r["price_high_per_kwh"].isna().all()
+
+
+PRICE_COLUMNS = ["price_per_kwh", "sell_price_per_kwh"]

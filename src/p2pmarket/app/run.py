@@ -18,7 +18,7 @@ from p2pmarket.core.kpis import Kpis, kpis
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.settlement import Settlement, baseline_scenario, settle
-from p2pmarket.core.solve import Clearing, SolverOptions
+from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
 from p2pmarket.errors import InfeasibleMarketError
 from p2pmarket.runners import Background, LocalProcesses, Runner, runner_for, tell
 from p2pmarket.types import Design, NodeKind, Objective, Rule, parse
@@ -221,12 +221,14 @@ def clear_baseline(
     on_window: Callable[[int, int], None] | None = None,
 ) -> ClearingResult:
     """The no-trading baseline of `scenario` cleared: each peer trading with the grid alone,
-    under `system-cost` (`baseline_scenario`)."""
+    under `system-cost` (`baseline_scenario`). It is settled at the grid's tariff, so its
+    prices are the solver's duals as found (`CentralisedLP(priced=False)`)."""
     return clear(
         baseline_scenario(scenario),
         Design.P2P,
         Objective.SYSTEM_COST,
         options,
+        method=CentralisedLP(priced=False),
         runner=runner,
         on_window=on_window,
     )

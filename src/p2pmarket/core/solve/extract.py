@@ -121,8 +121,13 @@ def extract(
     layout: Layout,
     design: Design,
     objective: Objective,
+    *,
+    priced: bool = True,
 ) -> ClearingResult:
     """The solved model as result tables; hub flows become bilateral trades between peers.
+    `priced` False: the prices are the solver's duals as found, without the move to the
+    defined point of docs/prices.md, and their intervals NaN — for a clearing whose prices
+    nobody reads (the no-trading baseline, settled at the tariff).
 
     Nodes are told apart by position and `NodeKind`, never by name (a peer may be called
     like a community, or `hub:x`)."""
@@ -193,7 +198,7 @@ def extract(
     np.add.at(node_out, (seller, period), power)
 
     duals = solved.duals(layout.periods)
-    defined = defined_prices(solved, data, dt)
+    defined = defined_prices(solved, data, dt) if priced else solver_prices(solved, data, dt)
     price = defined.price
     # A peer that can never buy has no marginal cost of serving it: its balance dual is an
     # arbitrary vertex of the dual polytope, not a price. Report no buying price there.
@@ -418,6 +423,35 @@ def defined_prices(solved: Solved, data: PeerData, dt: float) -> DefinedPrices:
         sell_price_high=sell_high,
         manager_low=mu + lo_m.reshape(mu.shape) / dt,
         manager_high=mu + hi_m.reshape(mu.shape) / dt,
+    )
+
+
+def solver_prices(solved: Solved, data: PeerData, dt: float) -> DefinedPrices:
+    """The solver's balance and no-resale duals as prices (`DefinedPrices`' fields), not
+    moved to the defined point; every interval NaN."""
+    n, T = data.load_kw.shape
+
+    def dual(name: str, index: pd.Index) -> FloatArray:
+        out = np.full((len(index), T), np.nan)
+        if name in solved.rows:
+            at = solved.rows[name]
+            where = index.get_indexer(solved.row_index[name])
+            out[where] = np.where(at >= 0, solved.y[np.maximum(at, 0)], np.nan)
+        return out
+
+    lam = dual("peer-balance", data.ids) / dt
+    nu = np.nan_to_num(dual("no-resale", data.ids))
+    managers = solved.row_index.get("manager-balance", pd.Index([], dtype=np.int64))
+    unknown, unknown_m = np.full((n, T), np.nan), np.full((len(managers), T), np.nan)
+    return DefinedPrices(
+        price=lam,
+        price_low=unknown,
+        price_high=unknown,
+        sell_price=lam - nu / dt,
+        sell_price_low=unknown,
+        sell_price_high=unknown,
+        manager_low=unknown_m,
+        manager_high=unknown_m,
     )
 
 

@@ -81,6 +81,8 @@ class CentralisedLP:
 
     reduce: bool | None = None
     name: str = "centralised-lp"
+    priced: bool = True
+    """False: prices as the solver's duals, not moved to their defined point (`extract`)."""
 
     def clear_window(
         self,
@@ -139,7 +141,7 @@ class CentralisedLP:
             )
         if solved is None:
             solved = from_linopy(model, layout)
-        result = extract(scenario, data, net, solved, layout, design, objective)
+        result = extract(scenario, data, net, solved, layout, design, objective, priced=self.priced)
         timings = Timings(
             build_seconds=built - start,
             solve_seconds=finished - built,
