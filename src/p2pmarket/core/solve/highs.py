@@ -70,15 +70,26 @@ class HighsSession:
             self._last = None
         h = self._highs
         _set_options(h, options)
-        rows = np.arange(lp.a.shape[0], dtype=np.int32)
-        cols = np.arange(lp.a.shape[1], dtype=np.int32)
         if warm:
+            assert self._last is not None
+            # Until this solve ends optimal, the instance holds no LP known to this session
+            # (a failed or interrupted solve leaves the next one to start cold).
+            last, self._last = self._last, None
             shift = first_period - self._first
             moving = 0 < shift < lp.periods and lp.a.shape[1] >= SHIFT_MIN_COLUMNS
             basis = h.getBasis() if moving else None
-            h.changeColsBounds(cols.size, cols, lp.lower, lp.upper)
-            h.changeColsCost(cols.size, cols, lp.c)
-            h.changeRowsBounds(rows.size, rows, lp.row_lower, lp.row_upper)
+            # Only what differs from the last LP is handed over (HiGHS's cost of a change
+            # grows with the entries changed).
+            cols = _changed(lp.lower, last.lower, lp.upper, last.upper)
+            if cols.size:
+                h.changeColsBounds(cols.size, cols, lp.lower[cols], lp.upper[cols])
+            cols = _changed(lp.c, last.c)
+            if cols.size:
+                h.changeColsCost(cols.size, cols, lp.c[cols])
+            lower, upper = lp.row_lower, lp.row_upper
+            rows = _changed(lower, last.row_lower, upper, last.row_upper)
+            if rows.size:
+                h.changeRowsBounds(rows.size, rows, lower[rows], upper[rows])
             if basis is not None and basis.valid:
                 h.setBasis(_shifted(lp, basis, shift))  # refused: HiGHS keeps the last one
         else:
@@ -100,6 +111,16 @@ class HighsSession:
         """The solver's own time of the last solve, seconds (HiGHS's clock runs on from
         solve to solve)."""
         return self._run_time
+
+
+def _changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
+    """The positions where any (new, old) pair of arrays differs (NaN-free arrays; an
+    infinite bound equals itself)."""
+    new, old = pairs[0], pairs[1]
+    differs = new != old
+    for i in range(2, len(pairs), 2):
+        differs |= pairs[i] != pairs[i + 1]
+    return np.flatnonzero(differs).astype(np.int32)
 
 
 def _set_options(h: Any, options: SolverOptions) -> None:
