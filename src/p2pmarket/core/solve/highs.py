@@ -17,10 +17,12 @@ import highspy
 import numpy as np
 from linopy.constants import TerminationCondition
 
+from p2pmarket.core.solve.crash import CRASH_MIN_COLUMNS, period_basis
 from p2pmarket.core.solve.extract import Solved
 from p2pmarket.core.solve.matrix import MatrixLP
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import OptionError, SolverError
+from p2pmarket.types import Algorithm
 
 __all__ = ["HighsSession"]
 
@@ -94,6 +96,10 @@ class HighsSession:
                 h.setBasis(_shifted(lp, basis, shift))  # refused: HiGHS keeps the last one
         else:
             h.passModel(_highs_lp(lp))
+            if _starts_from_periods(lp, options):
+                start = period_basis(lp, options.threads)
+                if start is not None:
+                    h.setBasis(start)  # refused: HiGHS starts cold
         self._first = first_period
         started = float(h.getRunTime())
         try:
@@ -111,6 +117,19 @@ class HighsSession:
         """The solver's own time of the last solve, seconds (HiGHS's clock runs on from
         solve to solve)."""
         return self._run_time
+
+
+def _starts_from_periods(lp: MatrixLP, options: SolverOptions) -> bool:
+    """Whether a cold solve of `lp` starts from its periods' bases (`crash.period_basis`):
+    a simplex solve (HiGHS's choice or the user's) of at least `CRASH_MIN_COLUMNS` columns
+    over several periods, with no simplex strategy of the user's."""
+    return (
+        lp.periods > 1
+        and lp.a.shape[1] >= CRASH_MIN_COLUMNS
+        and options.algorithm in (Algorithm.CHOOSE, Algorithm.SIMPLEX)
+        and "simplex_strategy" not in options.extra
+        and "solver" not in options.extra
+    )
 
 
 def _changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
