@@ -29,6 +29,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from p2pmarket.core.solve.highs_model import highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 
 __all__ = ["CRASH_MIN_COLUMNS", "period_basis"]
@@ -96,7 +97,9 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> Any:
         if not same:
             h = _instance(threads)
             h.passModel(
-                _model(sub, lp.c[cols], lp.lower[cols], upper, row_lower[rows], row_upper[rows])
+                highs_model(
+                    sub, lp.c[cols], lp.lower[cols], upper, row_lower[rows], row_upper[rows]
+                )
             )
         else:
             c_at = np.arange(cols.size, dtype=np.int32)
@@ -146,25 +149,3 @@ def _instance(threads: int | None) -> Any:
     if threads is not None:
         h.setOptionValue("threads", threads)
     return h
-
-
-def _model(
-    a: sp.csc_matrix,
-    c: Any,
-    lower: Any,
-    upper: Any,
-    row_lower: Any,
-    row_upper: Any,
-) -> Any:
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = a.shape[1], a.shape[0]
-    model.col_cost_ = c
-    model.col_lower_ = lower
-    model.col_upper_ = upper
-    model.row_lower_ = row_lower
-    model.row_upper_ = row_upper
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = a.indptr
-    model.a_matrix_.index_ = a.indices
-    model.a_matrix_.value_ = a.data
-    return model

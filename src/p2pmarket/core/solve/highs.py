@@ -19,6 +19,7 @@ from linopy.constants import TerminationCondition
 
 from p2pmarket.core.solve.crash import CRASH_MIN_COLUMNS, period_basis
 from p2pmarket.core.solve.extract import Solved
+from p2pmarket.core.solve.highs_model import highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import OptionError, SolverError
@@ -178,18 +179,7 @@ def _shifted(lp: MatrixLP, basis: Any, shift: int) -> Any:
 
 
 def _highs_lp(lp: MatrixLP) -> Any:
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = lp.a.shape[1], lp.a.shape[0]
-    model.col_cost_ = lp.c
-    model.col_lower_ = lp.lower
-    model.col_upper_ = lp.upper
-    model.row_lower_ = lp.row_lower
-    model.row_upper_ = lp.row_upper
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = lp.a.indptr
-    model.a_matrix_.index_ = lp.a.indices
-    model.a_matrix_.value_ = lp.a.data
-    return model
+    return highs_model(lp.a, lp.c, lp.lower, lp.upper, lp.row_lower, lp.row_upper)
 
 
 def _run(h: Any) -> None:
