@@ -478,6 +478,10 @@ def test_a_members_dashboard_shows_its_own_bill_only(browser: Browser, tmp_path:
             watched.assert_clean(service, tokens=(token,))
 
 
+TOKEN_KEY = "p2pmarket.dashboard.token"
+"""Where the dashboard keeps its session token (sessionStorage)."""
+
+
 def test_a_forged_or_expired_token_shows_the_sign_in_box(browser: Browser, tmp_path: Path) -> None:
     shift = [0.0]  # seconds the sessions' clock is ahead of real time
     sessions = SessionTokens(ttl=900, clock=lambda: time.time() + shift[0])
@@ -491,7 +495,7 @@ def test_a_forged_or_expired_token_shows_the_sign_in_box(browser: Browser, tmp_p
             expect(page.locator("#signin")).to_be_visible(timeout=WAIT_MS)
             expect(page.locator("#signin-message")).to_contain_text("sign in again")
             assert page.locator("#dashboard").is_hidden()
-            assert page.evaluate("sessionStorage.length") == 0
+            assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
             assert_fits(watched, NARROW)
             screenshot(watched, "sign-in-400")
 
@@ -511,7 +515,13 @@ def test_a_forged_or_expired_token_shows_the_sign_in_box(browser: Browser, tmp_p
             )
             assert page.locator("#signin").is_visible()
             assert page.locator("#dashboard").is_hidden()
-            assert page.evaluate("sessionStorage.length") == 0
+            assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
+            # Reloaded again, whether or not the page saw the expiry before it was reloaded,
+            # it still says why the session ended.
+            page.reload()
+            expect(page.locator("#signin-message")).to_have_text(
+                "Session expired — sign in again.", timeout=WAIT_MS
+            )
             # The refusals are the only console errors (Chromium logs every 401).
             refused = [e for e in watched.errors if "status of 401" in e]
             assert refused and len(refused) == len(watched.errors), watched.errors

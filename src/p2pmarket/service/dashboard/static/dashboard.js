@@ -13,6 +13,9 @@
   'use strict';
 
   const STORE_KEY = 'p2pmarket.dashboard.token';
+  // Why the last session in this tab ended, shown again after a reload (the page may notice
+  // an expiry just before it is reloaded; the reloaded page then still says why).
+  const REASON_KEY = 'p2pmarket.dashboard.signed-out';
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const EXPIRED = 'Session expired — sign in again.';
   const INVALID = 'This session token is not valid here — sign in again.';
@@ -239,6 +242,7 @@
     state.lastEventId = 0;
     try {
       sessionStorage.setItem(STORE_KEY, token);
+      sessionStorage.removeItem(REASON_KEY);
     } catch (error) { /* storage refused: this page load only */ }
     show('signin', false);
     show('dashboard', true);
@@ -266,6 +270,7 @@
     state.stream = null;
     try {
       sessionStorage.removeItem(STORE_KEY);
+      if (message) sessionStorage.setItem(REASON_KEY, message);
     } catch (error) { /* nothing kept */ }
     Object.assign(state, {
       keyId: null, expires: null, role: null, markets: [], marketId: null, chosen: false,
@@ -1151,8 +1156,15 @@
         token = null;
       }
     }
-    if (token) signIn(token);
-    else signOut('');
+    if (token) {
+      signIn(token);
+      return;
+    }
+    let reason = '';
+    try {
+      reason = sessionStorage.getItem(REASON_KEY) || '';
+    } catch (error) { /* nothing kept */ }
+    signOut(reason);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
