@@ -146,9 +146,7 @@ def _column_cells(table: pd.DataFrame) -> list[list[str]] | None:
         values = table[name]
         kind = values.dtype.kind
         if kind == "f":
-            text = _float_cells(values.to_numpy(dtype=float))
-            text[text == None] = ""  # noqa: E711 (an elementwise comparison)
-            columns.append(text.tolist())
+            columns.append(_float_cells(values.to_numpy(dtype=float), missing="").tolist())
         elif kind in "iu" and isinstance(values.dtype, np.dtype):
             columns.append(list(map(str, values.to_numpy().tolist())))
         elif kind == "b" and isinstance(values.dtype, np.dtype):
@@ -157,7 +155,7 @@ def _column_cells(table: pd.DataFrame) -> list[list[str]] | None:
             codes, distinct = pd.factorize(values, use_na_sentinel=True)
             if not all(isinstance(v, str) for v in distinct):
                 return None
-            texts = [_quoted("'" + v if _needs_quote(v) else v) for v in distinct]
+            texts = [_quoted(_neutral(v)) for v in distinct]
             columns.append(np.array([*texts, ""], dtype=object)[codes].tolist())
         else:
             return None
@@ -203,7 +201,12 @@ def _neutralised(table: pd.DataFrame) -> pd.DataFrame:
     `@x`, a leading tab or CR) with a single quote before them (OWASP's advice against CSV
     injection; docs/security.md). Numbers are not text cells: a float or integer column keeps
     `-0.5` as it is. `_restored` takes the quote away on reading."""
-    return _map_text(table, lambda v: "'" + v if _needs_quote(v) else v)
+    return _map_text(table, _neutral)
+
+
+def _neutral(text: str) -> str:
+    """One text cell as `_neutralised` writes it."""
+    return "'" + text if _needs_quote(text) else text
 
 
 def _restored(table: pd.DataFrame) -> pd.DataFrame:
@@ -246,8 +249,10 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _float_cells(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, Any]:
-    """Floats as text (objects), `_rounded`'s convention; None where missing."""
+def _float_cells(
+    values: np.ndarray[Any, np.dtype[np.float64]], missing: str | None = None
+) -> np.ndarray[Any, Any]:
+    """Floats as text (objects), `_rounded`'s convention; `missing` where NaN."""
     values = np.round(values, _DECIMALS) + 0.0
     # Each distinct value written once (a year of dispatch holds many repeated ones).
     distinct, at = np.unique(values, return_inverse=True)
@@ -256,7 +261,7 @@ def _float_cells(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[An
     whole = np.isfinite(distinct) & (np.char.find(text, ".") < 0)
     text = np.where(whole, np.char.add(text, ".0"), text)
     cells = text.astype(object)
-    cells[np.isnan(distinct)] = None
+    cells[np.isnan(distinct)] = missing
     result: np.ndarray[Any, Any] = cells[at.reshape(-1)]
     return result
 

@@ -8,6 +8,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from p2pmarket.core.scenario import FloatArray
+from p2pmarket.core.solve.highs_model import highs_model
 from p2pmarket.core.solve.lp import _silence_highs_banner
 
 __all__ = ["solve_qp"]
@@ -34,18 +35,7 @@ def solve_qp(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", 10.0)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n, m
-    lp.col_cost_ = g
-    lp.col_lower_ = lo
-    lp.col_upper_ = np.where(np.isfinite(hi), hi, highspy.kHighsInf)
-    lp.row_lower_ = b
-    lp.row_upper_ = b
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
-    h.passModel(lp)
+    h.passModel(highs_model(a, g, lo, np.where(np.isfinite(hi), hi, highspy.kHighsInf), b, b))
     hessian = highspy.HighsHessian()
     hessian.dim_ = n
     hessian.format_ = highspy.HessianFormat.kTriangular
