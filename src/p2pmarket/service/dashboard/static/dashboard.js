@@ -322,6 +322,9 @@
       try {
         body = await response.json();
       } catch (error) { /* not JSON */ }
+      // Reading the body yields: another request may have signed out meanwhile, and its
+      // reason stands (a second 401 must not replace it).
+      if (generation !== state.generation) throw new SignedOut('signed out meanwhile');
       if (response.status === 401) {
         signOut(body && body.error === 'expired' ? EXPIRED : INVALID);
         throw new SignedOut('401');
@@ -454,7 +457,10 @@
           let body = null;
           try {
             body = await response.json();
-          } catch (error) { /* not JSON */ }
+          } catch (error) { /* not JSON, or aborted by a sign-out meanwhile */ }
+          // A sign-out while the body was read (it aborts this stream, so the body is lost)
+          // has said why already.
+          if (generation !== state.generation) return;
           signOut(body && body.error === 'expired' ? EXPIRED : INVALID);
           return;
         }
