@@ -194,3 +194,104 @@ def test_community_design_can_break_individual_rationality() -> None:
     bills = settle_result(cleared(data, "community")).bills.set_index("peer")
     assert bills.loc["C", "cost_baseline"] == pytest.approx(10 * 0.11)
     assert bills.loc["C", "cost_market"] == pytest.approx(10 * 0.12)
+
+
+def _reference_through_managers(period: int, flows: pd.DataFrame) -> pd.DataFrame:
+    """The proportional sharing of one period, solved on its own (dense least squares): the
+    formulation `p2pmarket.core.flows` solved period by period before it stacked them."""
+    from p2pmarket.types import NodeKind
+
+    via_seller = flows["seller_kind"] != NodeKind.PEER
+    via_buyer = flows["buyer_kind"] != NodeKind.PEER
+    managers = pd.Index(
+        sorted(set(flows.loc[via_seller, "seller"]) | set(flows.loc[via_buyer, "buyer"]))
+    )
+    into, out_of = flows[via_buyer], flows[via_seller]
+    from_peer = into[~via_seller[via_buyer]]
+    between = into[via_seller[via_buyer]]
+    to_peer = out_of[~via_buyer[via_seller]]
+    origins = pd.Index(sorted(set(from_peer["seller"])))
+    k, o = len(managers), len(origins)
+    inflow = np.zeros(k)
+    np.add.at(inflow, managers.get_indexer(into["buyer"]), into["energy_kwh"].to_numpy())
+    safe = np.where(inflow > 0, inflow, 1.0)
+    rows, cols = managers.get_indexer(from_peer["buyer"]), origins.get_indexer(from_peer["seller"])
+    b_energy, b_fee = np.zeros((k, o)), np.zeros((k, o))
+    np.add.at(b_energy, (rows, cols), from_peer["energy_kwh"].to_numpy())
+    np.add.at(b_fee, (rows, cols), from_peer["fee"].to_numpy())
+    to_k, from_j = managers.get_indexer(between["buyer"]), managers.get_indexer(between["seller"])
+    share, rate = np.zeros((k, k)), np.zeros((k, k))
+    np.add.at(share, (to_k, from_j), between["energy_kwh"].to_numpy() / safe[from_j])
+    np.add.at(rate, (to_k, from_j), between["fee"].to_numpy() / safe[from_j])
+    system = np.eye(k) - share
+    energy = np.linalg.lstsq(system, b_energy, rcond=None)[0]
+    fees = np.linalg.lstsq(system, b_fee + rate @ energy, rcond=None)[0]
+    hub = managers.get_indexer(to_peer["seller"])
+    part = to_peer["energy_kwh"].to_numpy()[:, None] / safe[hub][:, None]
+    fee_part = (to_peer["fee"].to_numpy() / safe[hub])[:, None]
+    return pd.DataFrame(
+        {
+            "period": period,
+            "seller": np.tile(np.asarray(origins), len(to_peer)),
+            "buyer": np.repeat(to_peer["buyer"].to_numpy(), o),
+            "energy_kwh": (part * energy[hub]).ravel(),
+            "fee": (part * fees[hub] + fee_part * energy[hub]).ravel(),
+        }
+    )
+
+
+def _summed(table: pd.DataFrame) -> pd.DataFrame:
+    kept = table[table["energy_kwh"] > 1e-12]
+    return (
+        kept.groupby(["period", "seller", "buyer"])[["energy_kwh", "fee"]]
+        .sum()
+        .sort_index()
+        .reset_index()
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_flows_through_managers_of_all_periods_at_once_match_each_period_solved_alone(
+    seed: int,
+) -> None:
+    """Random flows through chains and cycles of managers over several periods (a name used
+    by a peer and a manager both; some periods with no manager-to-manager flow, some managers
+    idle): the stacked solve gives each period's own least-squares decomposition."""
+    from p2pmarket.core.flows import _through_managers
+    from p2pmarket.types import NodeKind
+
+    rng = np.random.default_rng(seed)
+    peers = ["P1", "P2", "M1", "P4", "P5"]
+    managers = ["M1", "M2", "M3"][: rng.integers(1, 4)]
+    rows = []
+    for period in rng.choice(np.arange(10), size=rng.integers(1, 6), replace=False):
+        for seller in peers:
+            for manager in managers:
+                if rng.random() < 0.5:
+                    rows.append((period, seller, "peer", manager, "manager"))
+                if rng.random() < 0.5:
+                    rows.append((period, manager, "manager", seller, "peer"))
+        if rng.random() < 0.6:
+            for a in managers:
+                for b in managers:
+                    if a != b and rng.random() < 0.5:
+                        rows.append((period, a, "manager", b, "manager"))
+    flows = pd.DataFrame(rows, columns=["period", "seller", "seller_kind", "buyer", "buyer_kind"])
+    flows = flows.assign(
+        seller_kind=[NodeKind(v) for v in flows.seller_kind],
+        buyer_kind=[NodeKind(v) for v in flows.buyer_kind],
+        energy_kwh=rng.uniform(0.0, 3.0, len(flows)) * (rng.random(len(flows)) < 0.9),
+        fee=rng.uniform(0.0, 0.05, len(flows)),
+    )
+    expected = pd.concat(
+        [_reference_through_managers(int(p), f) for p, f in flows.groupby("period")],
+        ignore_index=True,
+    )
+    got = _through_managers(flows)
+    assert got["via_manager"].all()
+    e, g = _summed(expected), _summed(got)
+    assert list(zip(e.period, e.seller, e.buyer, strict=True)) == list(
+        zip(g.period, g.seller, g.buyer, strict=True)
+    )
+    np.testing.assert_allclose(g.energy_kwh, e.energy_kwh, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(g.fee, e.fee, rtol=1e-9, atol=1e-12)
