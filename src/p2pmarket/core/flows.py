@@ -15,6 +15,8 @@ search, and keeps every seller's energy and every fee paid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -87,46 +89,54 @@ def _through_managers(flows: pd.DataFrame) -> pd.DataFrame:
     from_peer = np.flatnonzero(via_buyer & ~via_seller)
     origins = pd.Index(sorted(set(seller[from_peer])))
     if len(origins) == 0:  # nothing entered from a peer: nothing is delivered
-        return pd.DataFrame(columns=list(BILATERAL_COLUMNS))
+        return pd.DataFrame(
+            {
+                "period": np.zeros(0, np.int64),
+                "seller": np.zeros(0, object),
+                "buyer": np.zeros(0, object),
+                "energy_kwh": np.zeros(0),
+                "fee": np.zeros(0),
+                "via_manager": np.zeros(0, bool),
+            }
+        )
     b_node = node(from_peer, buyer[from_peer])
     b_origin = origins.get_indexer(pd.Index(seller[from_peer]))
 
-    # (I - A)^-1 and (I - A)^-1 W per period, stacked; identity where no manager sells to
-    # another (then E = B and G = B_fee, the common case of one community).
+    # (I - A)^-1 = M and M W, stacked over the periods with a manager -> manager flow (in
+    # the others, as in a market of one community, M = I and W = 0: E = B and G = B_fee).
     between = np.flatnonzero(via_buyer & via_seller)
-    inverse: np.ndarray = np.broadcast_to(np.eye(k), (n_periods, k, k))
-    weighted = np.zeros((n_periods, k, k))
+    coupled = np.zeros(0, np.int64)
+    inverse: np.ndarray = np.zeros((0, k, k))
+    weighted: np.ndarray = inverse
     if len(between):
-        to_k = node(between, buyer[between])
+        coupled, local = np.unique(period_pos[between], return_inverse=True)
         from_j = node(between, seller[between])
-        cell = to_k * k + from_j % k  # (period, k, j) flattened
-        share = np.bincount(cell, energy[between] / safe_inflow[from_j], n_periods * k * k)
-        rate = np.bincount(cell, fee[between] / safe_inflow[from_j], n_periods * k * k)
-        system = np.eye(k) - share.reshape(n_periods, k, k)
-        inverse = np.linalg.pinv(system)
-        weighted = inverse @ rate.reshape(n_periods, k, k)
+        cell = (local * k + node(between, buyer[between]) % k) * k + from_j % k
+        size = len(coupled) * k * k
+        share = np.bincount(cell, energy[between] / safe_inflow[from_j], size)
+        rate = np.bincount(cell, fee[between] / safe_inflow[from_j], size)
+        inverse = np.linalg.pinv(np.eye(k) - share.reshape(-1, k, k))
+        weighted = inverse @ rate.reshape(-1, k, k)
+    m = _Stacked.of(inverse, coupled, k, identity_periods=n_periods)
+    mw = _Stacked.of(weighted, coupled, k)
 
-    # E = M B and G = M B_fee + (M W) E, as sums over (period, manager, seller) cells.
+    # E = M B and G = M B_fee + (M W) E, as sums over (period, manager, seller) cells
+    # (cell = node * o + seller).
     o = len(origins)
-    e_cell, e_value = _times_sparse(inverse, b_node, b_origin, energy[from_peer], k, o)
-    g_parts = [
-        _times_sparse(inverse, b_node, b_origin, fee[from_peer], k, o),
-        _times_sparse(weighted, e_cell // o, e_cell % o, e_value, k, o),
+    products = [
+        m.times(b_node, b_origin, energy[from_peer], o),
+        m.times(b_node, b_origin, fee[from_peer], o),
     ]
-    g_cell = np.concatenate([c for c, _ in g_parts])
-    g_value = np.concatenate([v for _, v in g_parts])
-    cells, code = np.unique(np.concatenate([e_cell, g_cell]), return_inverse=True)
-    e_sum = np.bincount(code[: len(e_cell)], e_value, len(cells))
-    g_sum = np.bincount(code[len(e_cell) :], g_value, len(cells))
-    cell_node = cells // o  # sorted, as `cells` is
+    products.append(mw.times(products[0][0] // o, products[0][0] % o, products[0][1], o))
+    cells, code = np.unique(np.concatenate([c for c, _ in products]), return_inverse=True)
+    n_e = len(products[0][0])
+    e_sum = np.bincount(code[:n_e], products[0][1], len(cells))
+    g_sum = np.bincount(code[n_e:], np.concatenate([products[1][1], products[2][1]]), len(cells))
 
     # Each delivery out of a manager to a peer takes its part of every seller in that node.
     out = np.flatnonzero(via_seller & ~via_buyer)
     hub = node(out, seller[out])
-    first = np.searchsorted(cell_node, hub, "left")
-    count = np.searchsorted(cell_node, hub, "right") - first
-    row = np.repeat(np.arange(len(out)), count)
-    at = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+    row, at = _matches(cells // o, hub)  # `cells` is sorted, so is cells // o
     part = energy[out][row] / safe_inflow[hub][row]
     fee_part = fee[out][row] / safe_inflow[hub][row]
     return pd.DataFrame(
@@ -141,23 +151,47 @@ def _through_managers(flows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _times_sparse(
-    matrix: np.ndarray,
-    node: np.ndarray,
-    origin: np.ndarray,
-    value: np.ndarray,
-    k: int,
-    n_origins: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The entries of `matrix[p] @ X[p]` for every period p, X given sparse by its entries
-    (`node` = p * k + j, `origin`, `value`): their cells `(p * k + h) * n_origins + origin`
-    and addends (a cell may repeat: the caller sums)."""
-    period, j = np.divmod(node, k)
-    h = np.arange(k)
-    weights = matrix[period[:, None], h[None, :], j[:, None]]  # (entries, h)
-    keep = weights != 0
-    entry, target = np.nonzero(keep)
-    return (
-        ((period[entry] * k + target) * n_origins + origin[entry]),
-        weights[keep] * value[entry],
-    )
+def _matches(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j) with `query[i] == keys[j]`, `keys` sorted: as two arrays, i
+    ascending."""
+    first = np.searchsorted(keys, query, "left")
+    count = np.searchsorted(keys, query, "right") - first
+    i = np.repeat(np.arange(len(query)), count)
+    j = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    return i, j
+
+
+@dataclass(frozen=True)
+class _Stacked:
+    """A block-diagonal matrix over (period, manager) nodes by its nonzero entries:
+    `weight` at (`row`, `col`), sorted by `col`."""
+
+    row: np.ndarray
+    col: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(
+        cls, blocks: np.ndarray, periods: np.ndarray, k: int, identity_periods: int = 0
+    ) -> _Stacked:
+        """The blocks `blocks[i]` (k x k) of the periods `periods[i]`; with
+        `identity_periods` = n, the identity in the other periods of 0..n-1."""
+        at, h, j = np.nonzero(blocks)
+        row = periods[at] * k + h
+        col = periods[at] * k + j
+        weight = blocks[at, h, j]
+        if identity_periods:
+            other = np.setdiff1d(np.arange(identity_periods), periods)
+            diagonal = (other[:, None] * k + np.arange(k)).ravel()
+            row, col = np.concatenate([row, diagonal]), np.concatenate([col, diagonal])
+            weight = np.concatenate([weight, np.ones(diagonal.size)])
+        order = np.argsort(col, kind="stable")
+        return cls(row[order], col[order], weight[order])
+
+    def times(
+        self, node: np.ndarray, origin: np.ndarray, value: np.ndarray, o: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """This matrix times X, X given by its entries (`node`, `origin`, `value`): the
+        cells `node' * o + origin` of the product and their addends (a cell may repeat)."""
+        entry, at = _matches(self.col, node)
+        return self.row[at] * o + origin[entry], self.weight[at] * value[entry]
