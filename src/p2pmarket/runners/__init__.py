@@ -13,8 +13,11 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
+
+from p2pmarket.errors import SolverError
 
 __all__ = ["Background", "InProcess", "LocalProcesses", "Runner", "runner_for", "tell"]
 
@@ -50,7 +53,10 @@ class LocalProcesses:
             return InProcess().map(fn, jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return list(pool.map(fn, jobs))
+            try:
+                return list(pool.map(fn, jobs))
+            except BrokenProcessPool:
+                raise _killed(f"one of {workers} worker processes") from None
 
     @property
     def cores(self) -> int:
@@ -104,6 +110,8 @@ class Background(Generic[R]):
                     break
                 except FutureTimeout:
                     pass
+                except BrokenProcessPool:
+                    raise _killed("the background process") from None
                 finally:
                     for message in self.messages():
                         if on_message is not None:
@@ -119,6 +127,12 @@ class Background(Generic[R]):
             for process in processes:
                 process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _killed(who: str) -> SolverError:
+    """The error of a worker process that ended without a result or an exception: it was
+    killed (by the system when memory runs out, most often) or crashed."""
+    return SolverError(f"{who} ended abruptly: killed, most often because memory ran out")
 
 
 def runner_for(workers: int | None) -> Runner:
