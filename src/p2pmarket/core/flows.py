@@ -88,17 +88,6 @@ def _through_managers(flows: pd.DataFrame) -> pd.DataFrame:
     # The right-hand side B: each peer's sale into a manager, keyed (period, manager, seller).
     from_peer = np.flatnonzero(via_buyer & ~via_seller)
     origins = pd.Index(sorted(set(seller[from_peer])))
-    if len(origins) == 0:  # nothing entered from a peer: nothing is delivered
-        return pd.DataFrame(
-            {
-                "period": np.zeros(0, np.int64),
-                "seller": np.zeros(0, object),
-                "buyer": np.zeros(0, object),
-                "energy_kwh": np.zeros(0),
-                "fee": np.zeros(0),
-                "via_manager": np.zeros(0, bool),
-            }
-        )
     b_node = node(from_peer, buyer[from_peer])
     b_origin = origins.get_indexer(pd.Index(seller[from_peer]))
 
@@ -121,17 +110,14 @@ def _through_managers(flows: pd.DataFrame) -> pd.DataFrame:
     mw = _Stacked.of(weighted, coupled, k)
 
     # E = M B and G = M B_fee + (M W) E, as sums over (period, manager, seller) cells
-    # (cell = node * o + seller).
-    o = len(origins)
-    products = [
-        m.times(b_node, b_origin, energy[from_peer], o),
-        m.times(b_node, b_origin, fee[from_peer], o),
-    ]
-    products.append(mw.times(products[0][0] // o, products[0][0] % o, products[0][1], o))
-    cells, code = np.unique(np.concatenate([c for c, _ in products]), return_inverse=True)
-    n_e = len(products[0][0])
-    e_sum = np.bincount(code[:n_e], products[0][1], len(cells))
-    g_sum = np.bincount(code[n_e:], np.concatenate([products[1][1], products[2][1]]), len(cells))
+    # (cell = node * o + seller; o is at least 1, as a stride: with no sale into a manager
+    # there are no cells).
+    o = max(len(origins), 1)
+    b_cells, (e_add, b_fee_add) = m.times(b_node, b_origin, o, energy[from_peer], fee[from_peer])
+    w_cells, (w_add,) = mw.times(b_cells // o, b_cells % o, o, e_add)
+    cells, code = np.unique(np.concatenate([b_cells, w_cells]), return_inverse=True)
+    e_sum = np.bincount(code[: b_cells.size], e_add, len(cells))
+    g_sum = np.bincount(code, np.concatenate([b_fee_add, w_add]), len(cells))
 
     # Each delivery out of a manager to a peer takes its part of every seller in that node.
     out = np.flatnonzero(via_seller & ~via_buyer)
@@ -189,9 +175,11 @@ class _Stacked:
         return cls(row[order], col[order], weight[order])
 
     def times(
-        self, node: np.ndarray, origin: np.ndarray, value: np.ndarray, o: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """This matrix times X, X given by its entries (`node`, `origin`, `value`): the
-        cells `node' * o + origin` of the product and their addends (a cell may repeat)."""
+        self, node: np.ndarray, origin: np.ndarray, o: int, *values: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """This matrix times matrices X of one sparsity, given by their entries (`node`,
+        `origin`, one array of `values` per X): the cells `node' * o + origin` of the
+        products and each product's addends (a cell may repeat)."""
         entry, at = _matches(self.col, node)
-        return self.row[at] * o + origin[entry], self.weight[at] * value[entry]
+        cells = self.row[at] * o + origin[entry]
+        return cells, [self.weight[at] * value[entry] for value in values]
