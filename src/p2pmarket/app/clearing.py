@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from p2pmarket.core import horizon
 from p2pmarket.core.results import ClearingResult
@@ -117,7 +118,9 @@ def _rolling(
         result = method.clear_window(window, design, objective, options, solved.start)
         part = horizon.cut(result, kept.periods)
         soc = horizon.end_soc(part, kept.periods)
-        parts.append(part)
+        # Not the window's own scenario: its series as Python floats are megabytes a window
+        # at 1,000 households, and `merge` needs only the tables.
+        parts.append(replace(part, scenario=scenario))
         if on_window is not None:
             on_window(i + 1, len(plan))
     return horizon.merge(

@@ -144,7 +144,8 @@ def end_soc(result: ClearingResult, periods: int) -> dict[str, float]:
 
 def cut(result: ClearingResult, periods: int) -> ClearingResult:
     """`result` kept to its first `periods` periods: tables, duals and the objective (from
-    `objective_by_period`, which a rolling horizon needs)."""
+    `objective_by_period`, which a rolling horizon needs). Copies, not views: a view would
+    keep the look-ahead's rows alive while the windows of a year wait to be merged."""
     if result.objective_by_period is None:
         raise OptionError(
             "window", f"the {result.method} clearing does not say its cost per period"
@@ -155,7 +156,8 @@ def cut(result: ClearingResult, periods: int) -> ClearingResult:
     def first(table: pd.DataFrame) -> pd.DataFrame:
         period = table["period"].to_numpy()
         if period.size and bool(np.all(period[1:] >= period[:-1])):  # rows by period
-            return table.iloc[: int(np.searchsorted(period, periods))].reset_index(drop=True)
+            # `take`, not a slice: a slice of an Arrow string column shares its buffers
+            return table.take(np.arange(int(np.searchsorted(period, periods))))
         return table[period < periods].reset_index(drop=True)
 
     return replace(
@@ -166,7 +168,7 @@ def cut(result: ClearingResult, periods: int) -> ClearingResult:
         trades=first(result.trades),
         prices=first(result.prices),
         duals={
-            k: v.isel(period=slice(0, periods)) if "period" in v.dims else v
+            k: v.isel(period=slice(0, periods)).copy() if "period" in v.dims else v
             for k, v in result.duals.items()
         },
     )
