@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import p2pmarket
 from p2pmarket.cli.main import app
-from p2pmarket.core.horizon import rolling_plan, window_slice
+from p2pmarket.core.horizon import cut, rolling_plan, window_slice
 from p2pmarket.core.scenario import DESIGNS
 from p2pmarket.core.solve import SolverOptions
 from p2pmarket.errors import OptionError
@@ -179,6 +179,34 @@ def test_windows_solved_warm_equal_windows_solved_cold() -> None:
         assert objective == pytest.approx(cold, rel=1e-9, abs=1e-9)
         instances.add(id(warm.session._highs))
     assert len(instances) == 1  # the windows share their LP's matrix: one instance, warm
+
+
+def test_a_kept_window_holds_none_of_its_look_ahead() -> None:
+    """`cut` keeps a window's own periods as copies: a year's windows wait in memory until
+    they are merged, and a view would keep each one's look-ahead (or its Arrow string
+    buffers) alive with it."""
+    s = days("seventeen-peer-case-3", 2)
+    solved = p2pmarket.clear(s, "p2p", "system-cost")
+    kept = cut(solved, 24)
+    for name in ("dispatch", "trades", "prices"):
+        whole, part = getattr(solved, name), getattr(kept, name)
+        assert part["period"].max() == 23 and len(part) == (whole["period"] < 24).sum()
+        pd.testing.assert_frame_equal(part, whole[whole["period"] < 24].reset_index(drop=True))
+        for column in whole.columns:
+            a, b = whole[column].array, part[column].array
+            if hasattr(a, "_pa_array"):  # Arrow-backed: no buffer of the window's is kept
+                assert not _buffers(a) & _buffers(b), (name, column)
+            else:
+                assert not np.shares_memory(np.asarray(a), np.asarray(b)), (name, column)
+    for key, dual in kept.duals.items():
+        if "period" in dual.dims:
+            assert not np.shares_memory(dual.values, solved.duals[key].values), key
+
+
+def _buffers(array: Any) -> set[int]:
+    """The addresses of the Arrow buffers behind a pandas Arrow-backed array."""
+    chunks = array._pa_array.chunks
+    return {buf.address for chunk in chunks for buf in chunk.buffers() if buf is not None}
 
 
 def test_windows_are_planned_to_the_end() -> None:
