@@ -368,3 +368,31 @@ def test_time_limit_is_a_clear_solver_error() -> None:
             SolverOptions(time_limit_s=1e-9),
         )
     assert caught.value.time_limit_s == 1e-9
+
+
+def forty_prosumers(periods: int) -> p2pmarket.Scenario:
+    """A grid and 40 prosumers in 5 communities, loads moving with the hour: 1,640 explicit
+    p2p links a period."""
+    hours = np.arange(periods)
+    peers = [{"id": "grid", "role": "grid", "generation": {"max_kw": 1e5, "offer_per_kwh": 0.1}}]
+    peers += [
+        {"id": f"P{i}", "role": "prosumer",
+         "load_kw": (3 + 2 * np.sin(hours / 24 * 2 * np.pi + i)).round(3).tolist(),
+         "generation": {"max_kw": 4, "offer_per_kwh": 0.05 + i * 1e-4}}
+        for i in range(40)
+    ]  # fmt: skip
+    communities = [{"id": f"C{c}", "members": [f"P{i}" for i in range(c, 40, 5)]} for c in range(5)]
+    return p2pmarket.Scenario.from_dict(
+        {"peers": peers, "communities": communities, "periods": periods}
+    )
+
+
+def test_the_hub_model_is_chosen_by_trade_variables_over_the_whole_horizon() -> None:
+    """1,640 links are few over a day and many over 120 periods: the size that picks the
+    model counts links x periods (a 100-peer year had 40 million explicit trade variables)."""
+    assert p2pmarket.clear(forty_prosumers(24), objective="system-cost").model == "explicit"
+    longer = forty_prosumers(120)
+    result = p2pmarket.clear(longer, objective="system-cost")
+    assert result.model == "hubs"
+    explicit = p2pmarket.clear(longer, objective="system-cost", reduce=False)
+    assert result.objective == pytest.approx(explicit.objective, rel=1e-9)

@@ -49,7 +49,7 @@ from p2pmarket.errors import OptionError
 from p2pmarket.types import Design, ModelKind, NodeKind, Objective, Route
 
 __all__ = [
-    "HUB_MIN_LINKS",
+    "HUB_MIN_LINK_PERIODS",
     "HUB_MIN_SAVING",
     "bilateral_from_hubs",
     "build_hub_network",
@@ -62,8 +62,11 @@ LONE = "*"
 
 HUB_MIN_SAVING = 4
 """The hub model is used by default when it has this many times fewer links..."""
-HUB_MIN_LINKS = 5_000
-"""...and the explicit model at least this many (below, both solve in a blink)."""
+HUB_MIN_LINK_PERIODS = 120_000
+"""...and the explicit model at least this many trade variables, links x periods (below,
+both solve in a blink: 5,000 links over a day). Counted over the periods, not per period: a
+100-peer market of 4,600 links is small over a day and 40 million trade variables over a
+year of hours."""
 
 
 def use_hubs(
@@ -80,7 +83,7 @@ def use_hubs(
             "links (and non-negative offers under the paper objective)",
         )
     explicit, hubs = hub_links_estimate(data)
-    large = explicit >= HUB_MIN_LINKS and explicit >= HUB_MIN_SAVING * hubs
+    large = explicit * s.periods >= HUB_MIN_LINK_PERIODS and explicit >= HUB_MIN_SAVING * hubs
     return exact and (bool(reduce) or (reduce is None and large))
 
 
