@@ -537,6 +537,9 @@ def solve_reference(
         b_eq=np.asarray(eq.rhs, dtype=float) if eq.rhs else None,
         bounds=list(zip(cols.lower, cols.upper, strict=True)),
         method="highs",
+        # A tie-breaking penalty of 1e-7 is within HiGHS's default dual tolerance (1e-7),
+        # where any vertex of the same cost passes as optimal: make it count.
+        options={"dual_feasibility_tolerance": 1e-10} if storage_penalty else None,
     )
     status = _status_name(int(result.status))
     if status != "optimal":
