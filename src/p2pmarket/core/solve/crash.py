@@ -38,6 +38,13 @@ CRASH_MIN_COLUMNS = 20_000
 """LPs with storage over several periods and at least this many columns start from
 `period_basis`; a smaller one is solved from cold in well under a second anyway."""
 
+BLOCK_COLUMNS = 8_000
+"""Consecutive periods are solved together, as one LP of independent blocks (its optimal
+basis is optimal for each period), up to this many columns: a 100-peer market of 322
+columns a period is solved a day at a time (6 s instead of 14 s of calls over 8,760
+periods); a 1,000-household window of 4,500 a period stays period by period (a day's block
+took 3.9 s against 0.7 s for its 24 periods alone)."""
+
 _STORAGE_ROWS = ("storage-balance", "final-soc")
 _IDLE = ("charge", "discharge")
 _B = highspy.HighsBasisStatus
@@ -83,8 +90,10 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> Any:
     # Rows and columns ordered by period (stable: each period's in their own order), so that
     # each period's block is a slice: indexing the whole matrix per period would cost
     # periods x columns (a minute at 8,760 periods).
-    cols_of, col_at = _by_period(np.flatnonzero(~soc), col_period, T)
-    rows_of, row_at = _by_period(np.flatnonzero(row_period >= 0), row_period, T)
+    k = max(1, BLOCK_COLUMNS * T // max(n_cols, 1))  # periods a block
+    B = -(-T // k)
+    cols_of, col_at = _by_period(np.flatnonzero(~soc), col_period // k, B)
+    rows_of, row_at = _by_period(np.flatnonzero(row_period >= 0), row_period // k, B)
     a = lp.a.tocsr()
     blocks = a[rows_of][:, cols_of]
     row_lower, row_upper = lp.row_lower, lp.row_upper
@@ -93,7 +102,7 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> Any:
     h: Any = None
     last: sp.csc_matrix | None = None
     entries = int(a[storage_row].nnz)
-    for t in range(T):
+    for t in range(B):
         cols = cols_of[col_at[t] : col_at[t + 1]]
         rows = rows_of[row_at[t] : row_at[t + 1]]
         sub = blocks[row_at[t] : row_at[t + 1], col_at[t] : col_at[t + 1]].tocsc()
