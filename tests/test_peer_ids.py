@@ -318,7 +318,7 @@ def hundred_and_one_peers() -> tuple[dict[str, Any], float]:
 def test_peer_called_hub_x_in_a_large_p2p_market() -> None:
     data, traded = hundred_and_one_peers()
     scenario = p2pmarket.Scenario.from_dict(data)
-    hubs = p2pmarket.clear(scenario)  # large enough for the hub model by default
+    hubs = p2pmarket.clear(scenario, reduce=True)  # the size rule: test_reduction.py
     explicit = p2pmarket.clear(scenario, reduce=False)
     assert hubs.model == "hubs" and explicit.model == "explicit"
     ids = [p["id"] for p in data["peers"]]
