@@ -54,7 +54,7 @@ def test_a_start_from_the_periods_keeps_the_optimum(
     data: dict[str, Any], design: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = p2pmarket.Scenario.from_dict(data)
-    assume(period_basis(_matrix(s, design)) is not None)  # storage, periods, a start found
+    assume(period_basis(_matrix(s, design)).basis is not None)  # storage, periods, a start found
     started = _cleared(s, design, True, monkeypatch)
     cold = _cleared(s, design, False, monkeypatch)
     assert started.objective == pytest.approx(cold.objective, rel=1e-9, abs=1e-7)
@@ -72,8 +72,9 @@ def test_a_community_with_batteries_starts_from_a_full_basis(
 
     s = community(30, 0.5, 0.3, seed=4, hours=48)
     lp = _matrix(s, design)
-    basis = period_basis(lp)
-    assert basis is not None
+    start = period_basis(lp)
+    basis = start.basis
+    assert basis is not None and start.solver_seconds > 0
     rows, cols = lp.a.shape
     assert len(basis.col_status) == cols and len(basis.row_status) == rows
     basic = highspy.HighsBasisStatus.kBasic
@@ -115,7 +116,7 @@ def test_no_start_where_a_period_needs_the_batteries(monkeypatch: pytest.MonkeyP
             ],
         }
     )
-    assert period_basis(_matrix(s, "p2p")) is None
+    assert period_basis(_matrix(s, "p2p")).basis is None
     started = _cleared(s, "p2p", True, monkeypatch)
     cold = _cleared(s, "p2p", False, monkeypatch)
     assert started.objective == pytest.approx(cold.objective, rel=1e-12)

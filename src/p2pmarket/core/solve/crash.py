@@ -23,6 +23,7 @@ of that shape, there is no such basis and the solve starts cold.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import highspy
@@ -32,7 +33,7 @@ import scipy.sparse as sp
 from p2pmarket.core.solve.highs_model import highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 
-__all__ = ["CRASH_MIN_COLUMNS", "period_basis"]
+__all__ = ["CRASH_MIN_COLUMNS", "PeriodStart", "period_basis"]
 
 CRASH_MIN_COLUMNS = 20_000
 """LPs with storage over several periods and at least this many columns start from
@@ -46,15 +47,32 @@ periods); a 1,000-household window of 4,500 a period stays period by period (a d
 took 3.9 s against 0.7 s for its 24 periods alone)."""
 
 _STORAGE_ROWS = ("storage-balance", "final-soc")
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodStart:
+    """What `period_basis` found: the basis (None where there is none) and the seconds
+    HiGHS spent on the periods' own solves (solver time, counted with the solve's)."""
+
+    basis: Any
+    solver_seconds: float
+
+
 _IDLE = ("charge", "discharge")
 _B = highspy.HighsBasisStatus
 
 
-def period_basis(lp: MatrixLP, threads: int | None = None) -> Any:
+def period_basis(lp: MatrixLP, threads: int | None = None) -> PeriodStart:
     """The alien starting basis of `lp` (a `highspy.HighsBasis`) from its periods solved one
-    by one with the batteries idle (module docstring), or None where `lp` has no storage,
+    by one with the batteries idle (module docstring) — None where `lp` has no storage,
     one period, a column or row outside the period structure, or a period that cannot be
-    solved with the batteries idle."""
+    solved with the batteries idle — and HiGHS's time on those periods."""
+    seconds = [0.0]
+    basis = _period_basis(lp, threads, seconds)
+    return PeriodStart(basis, seconds[0])
+
+
+def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> Any:
     T = lp.periods
     n_rows, n_cols = lp.a.shape
     if T < 2 or "soc" not in lp.columns or not len(lp.columns["soc"].index):
@@ -123,7 +141,9 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> Any:
             h.changeColsCost(cols.size, c_at, lp.c[cols])
             h.changeRowsBounds(rows.size, r_at, row_lower[rows], row_upper[rows])
         last = sub
+        started = float(h.getRunTime())
         h.run()
+        seconds[0] += float(h.getRunTime()) - started
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         basis = h.getBasis()
