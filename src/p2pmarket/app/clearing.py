@@ -5,6 +5,7 @@ merges the results."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
 from p2pmarket.core.solve.admm import ADMM
 from p2pmarket.errors import OptionError
-from p2pmarket.runners import Runner, runner_for
+from p2pmarket.runners import InProcess, LocalProcesses, Runner, runner_for
 from p2pmarket.types import Design, Objective, PeriodsSolved, parse
 
 __all__ = ["METHODS", "OnWindow", "clear", "clearing_method"]
@@ -86,13 +87,31 @@ def clear(
     if len(windows) == 1:
         return method.clear_window(scenario, design, objective, options)
     start = time.perf_counter()
+    runner = runner or runner_for(options.workers)
     jobs = [
-        (method, horizon.period_slice(scenario, w.start), design, objective, options, w.start)
-        for w in windows
+        (method, scenario, run, design, objective, options)
+        for run in _runs([w.start for w in windows], _chunks(runner, len(windows)))
     ]
-    parts = (runner or runner_for(options.workers)).map(_clear_job, jobs)
+    parts = [part for done in runner.map(_clear_periods, jobs) for part in done]
     starts = [w.start for w in windows]
     return horizon.merge(parts, scenario, wall=time.perf_counter() - start, starts=starts)
+
+
+def _chunks(runner: Runner, periods: int) -> int:
+    """Into how many runs of consecutive periods a period-by-period clearing is cut: one
+    per process a local runner keeps busy (one in this process), else one per period (a
+    cluster's runner balances them itself)."""
+    if isinstance(runner, InProcess):
+        return 1
+    if isinstance(runner, LocalProcesses):
+        return min(periods, runner.cores)
+    return periods
+
+
+def _runs(periods: list[int], n: int) -> list[tuple[int, ...]]:
+    """`periods` cut into `n` runs of consecutive ones, as even as can be."""
+    edges = [len(periods) * i // n for i in range(n + 1)]
+    return [tuple(periods[a:b]) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _rolling(
@@ -133,9 +152,16 @@ def _rolling(
     )
 
 
-_Job = tuple[Clearing, Scenario, Design, Objective, SolverOptions, int]
+_Periods = tuple[Clearing, Scenario, tuple[int, ...], Design, Objective, SolverOptions]
 
 
-def _clear_job(job: _Job) -> ClearingResult:
-    method, scenario, design, objective, options, first_period = job
-    return method.clear_window(scenario, design, objective, options, first_period)
+def _clear_periods(job: _Periods) -> list[ClearingResult]:
+    """A run of periods of `scenario` (which travels whole, once per run), each cut and
+    cleared on its own, one after the other on one HiGHS instance: consecutive periods have
+    the same LP but for its data, so each starts from the last one's basis."""
+    method, scenario, periods, design, objective, options = job
+    method = method.warm() if isinstance(method, CentralisedLP) else method
+    return [
+        method.clear_window(horizon.period_slice(scenario, t), design, objective, options, t)
+        for t in periods
+    ]
