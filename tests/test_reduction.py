@@ -7,6 +7,7 @@ where the optimum is unique.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import fields, replace
 from typing import Any
 
@@ -296,6 +297,22 @@ def test_a_cut_scenario_has_the_arrays_cut(data: dict[str, Any], draw: st.DataOb
                 np.testing.assert_array_equal(a, b, err_msg=f.name)
             else:
                 assert list(a) == list(b), f.name
+
+
+def test_a_cut_scenario_is_freed_with_its_arrays() -> None:
+    """The arrays a cut hands on are remembered only while the cut lives: a horizon's
+    periods or windows, once cleared, are not kept alive by the memo of `peer_data`."""
+    data = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
+    for peer in data["peers"]:
+        peer.pop("storage", None)
+    scenario = p2pmarket.Scenario.from_dict(data)
+    cuts = [period_slice(scenario, 3), window_slice(scenario, Window(2, 9))]
+    for cut in cuts:
+        assert peer_data(cut).load_kw.shape[1] == cut.periods  # remembered, then asked
+    refs = [weakref.ref(cut) for cut in cuts]
+    del cut, cuts
+    assert [r() for r in refs] == [None, None]
+    assert peer_data(scenario).load_kw.shape[1] == scenario.periods  # the horizon's own
 
 
 def test_period_slice_picks_each_series_at_its_period() -> None:

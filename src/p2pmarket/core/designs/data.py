@@ -6,6 +6,7 @@ build their trade links from these arrays.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -67,18 +68,28 @@ class PeerData:
         )
 
 
-_MEMO: dict[int, tuple[Scenario, PeerData]] = {}
-"""The last few scenarios' arrays, by object identity (insertion order: oldest first)."""
+_MEMO: dict[int, tuple[weakref.ref[Scenario], PeerData]] = {}
+"""The last few scenarios' arrays, by object identity (insertion order: oldest first). The
+scenarios are held weakly: the cuts of a horizon (its periods or windows, each a scenario of
+its own) are freed with their arrays once cleared, not kept alive here — 64 cuts of a
+10,000-peer market were half a million peers for Python's collector to go through."""
 _MEMO_SIZE = 64
 
 
 def remember_peer_data(s: Scenario, data: PeerData) -> None:
     """Let `peer_data(s)` answer `data` for this very scenario object (a scenario is frozen,
-    so its arrays never change): the last `_MEMO_SIZE` are kept, by identity. Each step is
-    one dict operation (atomic under the GIL); threads racing here at worst evict one entry
-    too many, which only costs a recomputation."""
-    _MEMO.pop(id(s), None)
-    _MEMO[id(s)] = (s, data)
+    so its arrays never change) while it lives: the last `_MEMO_SIZE` are kept, by identity.
+    Each step is one dict operation (atomic under the GIL); threads racing here at worst
+    evict one entry too many, which only costs a recomputation."""
+    key = id(s)
+
+    def forget(ref: weakref.ref[Scenario]) -> None:
+        entry = _MEMO.get(key)
+        if entry is not None and entry[0] is ref:
+            _MEMO.pop(key, None)
+
+    _MEMO.pop(key, None)
+    _MEMO[key] = (weakref.ref(s, forget), data)
     while len(_MEMO) > _MEMO_SIZE:
         try:
             _MEMO.pop(next(iter(_MEMO)), None)
@@ -90,7 +101,7 @@ def peer_data(s: Scenario) -> PeerData:
     """Per-peer arrays of a scenario: loads, bounds, offers, fees and community groups
     (computed once per scenario object: a clearing asks several times)."""
     hit = _MEMO.get(id(s))
-    if hit is not None and hit[0] is s:
+    if hit is not None and hit[0]() is s:
         remember_peer_data(s, hit[1])  # the newest again: a horizon outlives its windows
         return hit[1]
     data = _peer_data(s)
