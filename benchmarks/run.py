@@ -347,10 +347,12 @@ def _measure(case: Case, record: dict[str, Any]) -> dict[str, Any]:
     row.update(record)
     if "total_s" in record:
         row["handover_s"] = record["solve_call_s"] - record["highs_s"]
-        # Of the steps' own times (summed over periods when they are solved separately, in
-        # parallel processes; `total_s` is then the elapsed time, shorter than the sum).
+        # Of the elapsed time, which also counts what no step does (cutting the horizon
+        # into periods, merging them); of the steps' own times where they are longer
+        # (summed over periods solved in parallel processes).
         steps = record["build_s"] + record["solve_call_s"] + record["extract_s"]
-        row["outside_share"] = 1 - record["highs_s"] / steps if steps else None
+        spent = max(steps, record["total_s"])
+        row["outside_share"] = 1 - record["highs_s"] / spent if spent else None
     return row
 
 
