@@ -218,14 +218,17 @@ def extract(
     imports, exports = node_in[:n], node_out[:n]
     net_import = imports - exports
     role = np.where(net_import > 1e-6, 0, np.where(net_import < -1e-6, 1, 2))
-    owner = s.community_of()
+    # Each peer's community (`Scenario.community_of`) from its group: the listed
+    # communities are the first groups, a peer listed nowhere is a group of its own.
+    community = np.array(data.group_ids, dtype=object)[data.group]
+    community[data.group >= len(s.communities)] = None
     periods = np.repeat(np.arange(T), n)
     each = np.tile(np.arange(n), T)  # the peer of each dispatch row
     dispatch = pd.DataFrame(
         {
             "period": periods,
             "peer": name_text.take(each),
-            "community": _text_or_none(np.array([owner[i] for i in data.ids], dtype=object), each),
+            "community": _text_or_none(community, each),
             "declared_role": _text(data.role).take(each),
             "role": _ROLES.take(_rows(role)),
             "generation_kw": _rows(generation),
