@@ -91,8 +91,8 @@ def clear(
     start = time.perf_counter()
     runner = runner or runner_for(options.workers)
     jobs = [
-        (method, scenario, run, design, objective, options)
-        for run in _runs([w.start for w in windows], _chunks(runner, len(windows)))
+        (method, horizon.window_slice(scenario, run), run.start, design, objective, options)
+        for run in _runs(scenario.periods, _chunks(runner, len(windows)))
     ]
     parts = [part for done in runner.map(_clear_periods, jobs) for part in done]
     starts = [w.start for w in windows]
@@ -110,10 +110,10 @@ def _chunks(runner: Runner, periods: int) -> int:
     return periods
 
 
-def _runs(periods: list[int], n: int) -> list[tuple[int, ...]]:
-    """`periods` cut into `n` runs of consecutive ones, as even as can be."""
-    edges = [len(periods) * i // n for i in range(n + 1)]
-    return [tuple(periods[a:b]) for a, b in itertools.pairwise(edges) if b > a]
+def _runs(periods: int, n: int) -> list[horizon.Window]:
+    """The horizon's `periods` cut into `n` runs of consecutive ones, as even as can be."""
+    edges = [periods * i // n for i in range(n + 1)]
+    return [horizon.Window(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _rolling(
@@ -154,20 +154,21 @@ def _rolling(
     )
 
 
-_Periods = tuple[Clearing, Scenario, tuple[int, ...], Design, Objective, SolverOptions]
+_Periods = tuple[Clearing, Scenario, int, Design, Objective, SolverOptions]
 
 
 def _clear_periods(job: _Periods) -> list[ClearingResult]:
-    """A run of periods of `scenario` (which travels whole, once per run), each cut and
-    cleared on its own, one after the other on one HiGHS instance: consecutive periods have
-    the same LP but for its data, so each starts from the last one's basis."""
-    method, scenario, periods, design, objective, options = job
+    """A run of consecutive periods (its scenario, cut once from the horizon's, starting at
+    period `first` of it), each period cut and cleared on its own, one after the other on one
+    HiGHS instance: consecutive periods have the same LP but for its data, so each starts
+    from the last one's basis."""
+    method, scenario, first, design, objective, options = job
     method = method.warm() if isinstance(method, CentralisedLP) else method
     parts = []
     with _collector_paused():
-        for t in periods:
+        for t in range(scenario.periods):
             cut = horizon.period_slice(scenario, t)
-            part = method.clear_window(cut, design, objective, options, t)
+            part = method.clear_window(cut, design, objective, options, first + t)
             # Not the period's own scenario, which `merge` does not need.
             parts.append(replace(part, scenario=scenario))
     return parts

@@ -185,6 +185,8 @@ def period_slice(s: Scenario, t: int) -> Scenario:
     """
     if any(p.storage is not None for p in s.peers):
         raise OptionError("split_periods", "a scenario with storage cannot be cut into periods")
+    if s.periods == 1 and t == 0:
+        return s
     part = _sliced(
         s,
         lambda v: v[t] if isinstance(v, tuple) else v,
