@@ -354,6 +354,28 @@ def test_parallel_workers_give_the_same_result() -> None:
     pd.testing.assert_series_equal(*traded, rtol=1e-9)
 
 
+def test_another_runner_gets_one_period_a_job_with_the_same_result() -> None:
+    """A runner that is neither in this process nor local processes (a cluster's) is given
+    one period per job, each its own one-period cut, and balances them itself."""
+    data = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
+    for peer in data["peers"]:
+        peer.pop("storage", None)
+    scenario = p2pmarket.Scenario.from_dict(data)
+    seen: list[int] = []
+
+    class Cluster:
+        def map(self, fn: Any, jobs: Any) -> list[Any]:
+            seen.extend(job[1].periods for job in jobs)
+            return [fn(job) for job in jobs]
+
+    split = SolverOptions(split_periods=True)
+    serial = p2pmarket.clear(scenario, options=replace(split, workers=1))
+    spread = p2pmarket.clear(scenario, options=split, runner=Cluster())
+    assert seen == [1] * scenario.periods
+    assert spread.objective_by_period == pytest.approx(serial.objective_by_period, rel=1e-9)
+    pd.testing.assert_frame_equal(spread.dispatch, serial.dispatch, rtol=1e-9, atol=1e-9)
+
+
 def test_large_single_period_hub_models_go_to_primal_simplex_with_the_same_optimum() -> None:
     """The algorithm chosen for the model's shape (`lp.shaped`) changes the path to the
     optimum, not the optimum: the same 2,000-peer market period by period under HiGHS's own
