@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from p2pmarket.core.solve.highs_model import highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 
-__all__ = ["CRASH_MIN_COLUMNS", "PeriodStart", "period_basis"]
+__all__ = ["CRASH_MIN_COLUMNS", "PeriodSolution", "PeriodStart", "period_basis", "period_solution"]
 
 CRASH_MIN_COLUMNS = 20_000
 """LPs with storage over several periods and at least this many columns start from
@@ -72,11 +72,48 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> PeriodStart:
     return PeriodStart(basis, seconds[0])
 
 
-def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> Any:
+@dataclasses.dataclass(frozen=True)
+class PeriodSolution:
+    """The optimum of a storage-free LP from its periods (`period_solution`): every column's
+    value `x` and row's dual `y`, and HiGHS's seconds on the periods."""
+
+    x: np.ndarray[Any, np.dtype[np.float64]]
+    y: np.ndarray[Any, np.dtype[np.float64]]
+    solver_seconds: float
+
+
+def period_solution(lp: MatrixLP, threads: int | None = None) -> PeriodSolution | None:
+    """The optimum of `lp`, an LP over several periods without storage, from its periods
+    solved one by one as blocks of the same matrix (`BLOCK_COLUMNS` a block) on one HiGHS
+    instance, each block from the last one's basis. Without storage nothing joins two
+    periods: the LP is block-diagonal, and the blocks' optimal solutions and duals together
+    are an optimal solution and dual of the whole (each block's constraints and costs are its
+    own). None where `lp` has storage or one period, or a block is not solved to optimality
+    (the caller then solves the whole LP, which also names what cannot be balanced)."""
+    T = lp.periods
+    if T < 2 or any(len(lp.columns[name].index) for name in ("soc", *_IDLE) if name in lp.columns):
+        return None
+    periods = _periods_of(lp)
+    if periods is None:
+        return None
+    col_period, row_period, _ = periods
+    n_rows, n_cols = lp.a.shape
+    seconds = [0.0]
+    blocks = _solve_blocks(
+        lp, np.arange(n_cols), col_period, np.arange(n_rows), row_period, lp.upper, threads, seconds
+    )
+    if blocks is None or blocks[4] != lp.a.nnz:  # an entry that joins two periods
+        return None
+    return PeriodSolution(blocks[2], blocks[3], seconds[0])
+
+
+def _periods_of(
+    lp: MatrixLP,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+    """Each column's and row's period, and which rows are storage rows (period -1); None
+    where a column, or a row other than a storage row, has no period."""
     T = lp.periods
     n_rows, n_cols = lp.a.shape
-    if T < 2 or "soc" not in lp.columns or not len(lp.columns["soc"].index):
-        return None
     col_period = np.full(n_cols, -1, dtype=np.int64)
     for block in lp.columns.values():
         if len(block.index):
@@ -96,61 +133,34 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
             row_period[kept[at]] = np.broadcast_to(np.arange(T), kept.shape)[at]
         else:
             return None
+    if (col_period < 0).any() or (~storage_row & (row_period < 0)).any():
+        return None
+    return col_period, row_period, storage_row
+
+
+def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> Any:
+    T = lp.periods
+    n_cols = lp.a.shape[1]
+    if T < 2 or "soc" not in lp.columns or not len(lp.columns["soc"].index):
+        return None
+    periods = _periods_of(lp)
+    if periods is None:
+        return None
+    col_period, row_period, storage_row = periods
     soc = np.zeros(n_cols, dtype=bool)
     soc[lp.columns["soc"].positions(T).ravel()] = True
     idle = np.zeros(n_cols, dtype=bool)
     for name in _IDLE:
         if name in lp.columns and len(lp.columns[name].index):
             idle[lp.columns[name].positions(T).ravel()] = True
-    if (col_period < 0).any() or (~storage_row & (row_period < 0)).any():
+    cols, rows = np.flatnonzero(~soc), np.flatnonzero(row_period >= 0)
+    upper = np.where(idle, 0.0, lp.upper)
+    blocks = _solve_blocks(lp, cols, col_period, rows, row_period, upper, threads, seconds)
+    if blocks is None:
         return None
-
-    # Rows and columns ordered by period (stable: each period's in their own order), so that
-    # each period's block is a slice: indexing the whole matrix per period would cost
-    # periods x columns (a minute at 8,760 periods).
-    k = max(1, BLOCK_COLUMNS * T // max(n_cols, 1))  # periods a block
-    B = -(-T // k)
-    cols_of, col_at = _by_period(np.flatnonzero(~soc), col_period // k, B)
-    rows_of, row_at = _by_period(np.flatnonzero(row_period >= 0), row_period // k, B)
-    a = lp.a.tocsr()
-    blocks = a[rows_of][:, cols_of]
-    row_lower, row_upper = lp.row_lower, lp.row_upper
-    col_status = np.full(n_cols, _B.kLower, dtype=object)
-    row_status = np.full(n_rows, _B.kBasic, dtype=object)
-    h: Any = None
-    last: sp.csc_matrix | None = None
-    entries = int(a[storage_row].nnz)
-    for t in range(B):
-        cols = cols_of[col_at[t] : col_at[t + 1]]
-        rows = rows_of[row_at[t] : row_at[t + 1]]
-        sub = blocks[row_at[t] : row_at[t + 1], col_at[t] : col_at[t + 1]].tocsc()
-        entries += int(sub.nnz)
-        upper = np.where(idle[cols], 0.0, lp.upper[cols])
-        same = last is not None and _same_matrix(sub, last)
-        if not same:
-            h = _instance(threads)
-            h.passModel(
-                highs_model(
-                    sub, lp.c[cols], lp.lower[cols], upper, row_lower[rows], row_upper[rows]
-                )
-            )
-        else:
-            c_at = np.arange(cols.size, dtype=np.int32)
-            r_at = np.arange(rows.size, dtype=np.int32)
-            h.changeColsBounds(cols.size, c_at, lp.lower[cols], upper)
-            h.changeColsCost(cols.size, c_at, lp.c[cols])
-            h.changeRowsBounds(rows.size, r_at, row_lower[rows], row_upper[rows])
-        last = sub
-        started = float(h.getRunTime())
-        h.run()
-        seconds[0] += float(h.getRunTime()) - started
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return None
-        basis = h.getBasis()
-        col_status[cols] = basis.col_status
-        row_status[rows] = basis.row_status
-    if entries != lp.a.nnz:  # an entry joins two periods outside the storage rows
-        return None
+    if int(lp.a.tocsr()[storage_row].nnz) + blocks[4] != lp.a.nnz:
+        return None  # an entry joins two periods outside the storage rows
+    col_status, row_status = blocks[0], blocks[1]
     col_status[soc] = _B.kBasic
     col_status[idle] = _B.kLower
     for name in _STORAGE_ROWS:
@@ -163,6 +173,69 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
     start.alien = True
     start.valid = False
     return start
+
+
+def _solve_blocks(
+    lp: MatrixLP,
+    cols: np.ndarray[Any, Any],
+    col_period: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    row_period: np.ndarray[Any, Any],
+    upper: np.ndarray[Any, Any],
+    threads: int | None,
+    seconds: list[float],
+) -> Any:
+    """The columns `cols` and rows `rows` of `lp` (with column bounds up to `upper`) solved
+    block by block of consecutive periods: (column and row statuses, column values and row
+    duals, each at its position in `lp`, and the entries the blocks hold), or None where a
+    block is not solved to optimality. HiGHS's time is added to `seconds[0]`."""
+    T = lp.periods
+    n_rows, n_cols = lp.a.shape
+    # Rows and columns ordered by period (stable: each period's in their own order), so that
+    # each period's block is a slice: indexing the whole matrix per period would cost
+    # periods x columns (a minute at 8,760 periods).
+    k = max(1, BLOCK_COLUMNS * T // max(n_cols, 1))  # periods a block
+    B = -(-T // k)
+    cols_of, col_at = _by_period(cols, col_period // k, B)
+    rows_of, row_at = _by_period(rows, row_period // k, B)
+    blocks = lp.a.tocsr()[rows_of][:, cols_of]
+    row_lower, row_upper = lp.row_lower, lp.row_upper
+    col_status = np.full(n_cols, _B.kLower, dtype=object)
+    row_status = np.full(n_rows, _B.kBasic, dtype=object)
+    x, y = np.zeros(n_cols), np.zeros(n_rows)
+    h: Any = None
+    last: sp.csc_matrix | None = None
+    entries = 0
+    for t in range(B):
+        c = cols_of[col_at[t] : col_at[t + 1]]
+        r = rows_of[row_at[t] : row_at[t + 1]]
+        sub = blocks[row_at[t] : row_at[t + 1], col_at[t] : col_at[t + 1]].tocsc()
+        entries += int(sub.nnz)
+        same = last is not None and _same_matrix(sub, last)
+        if not same:
+            h = _instance(threads)
+            h.passModel(
+                highs_model(sub, lp.c[c], lp.lower[c], upper[c], row_lower[r], row_upper[r])
+            )
+        else:
+            c_at = np.arange(c.size, dtype=np.int32)
+            r_at = np.arange(r.size, dtype=np.int32)
+            h.changeColsBounds(c.size, c_at, lp.lower[c], upper[c])
+            h.changeColsCost(c.size, c_at, lp.c[c])
+            h.changeRowsBounds(r.size, r_at, row_lower[r], row_upper[r])
+        last = sub
+        started = float(h.getRunTime())
+        h.run()
+        seconds[0] += float(h.getRunTime()) - started
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        basis = h.getBasis()
+        col_status[c] = basis.col_status
+        row_status[r] = basis.row_status
+        solution = h.getSolution()
+        x[c] = solution.col_value
+        y[r] = solution.row_dual
+    return col_status, row_status, x, y, entries
 
 
 def _by_period(
