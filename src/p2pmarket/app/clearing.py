@@ -90,6 +90,13 @@ def clear(
         return method.clear_window(scenario, design, objective, options)
     start = time.perf_counter()
     runner = runner or runner_for(options.workers)
+    if isinstance(runner, InProcess) and isinstance(method, CentralisedLP):
+        # In this process the horizon is built once and its periods solved one by one
+        # from it: no cut, build and extraction per period.
+        whole = method.clear_periods(scenario, design, objective, options)
+        if whole is not None:
+            wall = time.perf_counter() - start
+            return replace(whole, timings=replace(whole.timings, wall_seconds=wall))
     jobs = [
         (method, horizon.window_slice(scenario, run), run.start, design, objective, options)
         for run in _runs(scenario.periods, _chunks(runner, len(windows)))

@@ -99,8 +99,9 @@ def period_solution(lp: MatrixLP, threads: int | None = None) -> PeriodSolution 
     col_period, row_period, _ = periods
     n_rows, n_cols = lp.a.shape
     seconds = [0.0]
+    every_col, every_row = np.arange(n_cols), np.arange(n_rows)
     blocks = _solve_blocks(
-        lp, np.arange(n_cols), col_period, np.arange(n_rows), row_period, lp.upper, threads, seconds
+        lp, every_col, col_period, every_row, row_period, lp.upper, threads, seconds, False
     )
     if blocks is None or blocks[4] != lp.a.nnz:  # an entry that joins two periods
         return None
@@ -184,11 +185,13 @@ def _solve_blocks(
     upper: np.ndarray[Any, Any],
     threads: int | None,
     seconds: list[float],
+    statuses: bool = True,
 ) -> Any:
     """The columns `cols` and rows `rows` of `lp` (with column bounds up to `upper`) solved
-    block by block of consecutive periods: (column and row statuses, column values and row
-    duals, each at its position in `lp`, and the entries the blocks hold), or None where a
-    block is not solved to optimality. HiGHS's time is added to `seconds[0]`."""
+    block by block of consecutive periods: (column and row statuses — where `statuses` asks
+    for them —, column values and row duals, each at its position in `lp`, and the entries
+    the blocks hold), or None where a block is not solved to optimality. HiGHS's time is
+    added to `seconds[0]`."""
     T = lp.periods
     n_rows, n_cols = lp.a.shape
     # Rows and columns ordered by period (stable: each period's in their own order), so that
@@ -229,9 +232,10 @@ def _solve_blocks(
         seconds[0] += float(h.getRunTime()) - started
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        basis = h.getBasis()
-        col_status[c] = basis.col_status
-        row_status[r] = basis.row_status
+        if statuses:
+            basis = h.getBasis()
+            col_status[c] = basis.col_status
+            row_status[r] = basis.row_status
         solution = h.getSolution()
         x[c] = solution.col_value
         y[r] = solution.row_dual

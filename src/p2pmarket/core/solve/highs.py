@@ -25,7 +25,7 @@ from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import OptionError, SolverError
 from p2pmarket.types import Algorithm
 
-__all__ = ["HighsSession"]
+__all__ = ["HighsSession", "solved_arrays"]
 
 _INTERRUPTIBLE = True
 
@@ -197,11 +197,22 @@ def _run(h: Any) -> None:
 
 
 def _solved(lp: MatrixLP, h: Any, condition: TerminationCondition) -> Solved:
-    T = lp.periods
-    n_cols = lp.a.shape[1]
     solution = h.getSolution()
     x = np.asarray(solution.col_value, dtype=float)
     y = np.asarray(solution.row_dual, dtype=float)
+    return solved_arrays(lp, x, y, condition)
+
+
+def solved_arrays(
+    lp: MatrixLP,
+    x: np.ndarray[Any, np.dtype[np.float64]],
+    y: np.ndarray[Any, np.dtype[np.float64]],
+    condition: TerminationCondition,
+) -> Solved:
+    """The solution of `lp` given as column values `x` and row duals `y` (NaN where the
+    solver gave none), ready for extraction."""
+    T = lp.periods
+    n_cols = lp.a.shape[1]
     if x.size != n_cols:  # no solution (e.g. stopped in presolve)
         x = np.full(n_cols, np.nan)
     if y.size != lp.a.shape[0]:

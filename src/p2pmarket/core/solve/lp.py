@@ -23,13 +23,14 @@ from linopy.constants import TerminationCondition
 from p2pmarket.core.designs import Network, PeerData, design_network, peer_data
 from p2pmarket.core.results import ClearingResult, Timings
 from p2pmarket.core.scenario import Scenario
+from p2pmarket.core.solve.crash import period_solution
 from p2pmarket.core.solve.extract import Solved, extract, from_linopy
-from p2pmarket.core.solve.highs import HighsSession
+from p2pmarket.core.solve.highs import HighsSession, solved_arrays
 from p2pmarket.core.solve.matrix import build_matrix
 from p2pmarket.core.solve.model import Layout, build_model
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import InfeasibleMarketError, SolverError, TimeLimitError
-from p2pmarket.types import Algorithm, Design, Objective
+from p2pmarket.types import Algorithm, Design, Objective, PeriodsSolved
 
 __all__ = ["CentralisedLP"]
 
@@ -96,6 +97,45 @@ class CentralisedLP:
         messages, for a window cut from a longer horizon."""
         return self.clear_with(HighsSession(), scenario, design, objective, options, first_period)
 
+    def clear_periods(
+        self, scenario: Scenario, design: Design, objective: Objective, options: SolverOptions
+    ) -> ClearingResult | None:
+        """A storage-free `scenario` built as one LP over its horizon and solved period by
+        period (`crash.period_solution`: blocks of periods on one HiGHS instance, each from
+        the last one's basis) — the optimum of clearing its periods one by one, with one
+        build and one extraction instead of one per period. None where this does not apply
+        (another solver, a feeder, solver options of the user's that a period's solve would
+        have to follow, storage, or a period not solved to optimality): the caller then
+        clears the periods one by one (`p2pmarket.clear`), which also names what cannot be
+        balanced."""
+        if options.solver != "highs" or scenario.feeder is not None or not _plain(options):
+            return None
+        start = time.perf_counter()
+        data = peer_data(scenario)
+        net = design_network(scenario, data, design, objective, self.reduce)
+        refuse_isolated_load(data, net, 0)
+        lp = build_matrix(scenario, data, net, objective)
+        built = time.perf_counter()
+        if not options.log:
+            _silence_highs_banner()
+        found = period_solution(lp, options.threads)
+        if found is None:
+            return None
+        finished = time.perf_counter()
+        solved = solved_arrays(lp, found.x, found.y, TerminationCondition.optimal)
+        result = extract(
+            scenario, data, net, solved, lp.layout, design, objective, priced=self.priced
+        )
+        timings = Timings(
+            build_seconds=built - start,
+            solve_seconds=finished - built,
+            solver_seconds=found.solver_seconds,
+            extract_seconds=time.perf_counter() - finished,
+        )
+        return dataclasses.replace(
+            result, timings=timings, method=self.name, periods_solved=PeriodsSolved.ONE_BY_ONE
+        )
+
     def warm(self) -> WarmLP:
         """This clearing with one HiGHS instance kept across its windows."""
         return WarmLP(self, HighsSession())
@@ -149,6 +189,21 @@ class CentralisedLP:
             extract_seconds=time.perf_counter() - finished,
         )
         return dataclasses.replace(result, timings=timings, method=self.name)
+
+
+def _plain(options: SolverOptions) -> bool:
+    """Whether `options` leave HiGHS's choices to p2pmarket (no algorithm, time limit,
+    tolerance, log or extra option of the user's), as the period blocks of
+    `CentralisedLP.clear_periods` are solved."""
+    return (
+        options.algorithm == Algorithm.CHOOSE
+        and options.time_limit_s is None
+        and options.primal_tolerance is None
+        and options.dual_tolerance is None
+        and not options.log
+        and options.log_file is None
+        and not options.extra
+    )
 
 
 PRIMAL_MIN_LINKS = 5_000
