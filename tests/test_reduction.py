@@ -351,6 +351,28 @@ def _same_where_priced(a: pd.DataFrame, b: pd.DataFrame) -> None:
         np.testing.assert_allclose(x[both], y[both], rtol=1e-9, atol=1e-9, err_msg=column)
 
 
+@pytest.mark.parametrize("link_periods", [1, 2_000, 2_000_000])
+def test_periods_in_this_process_are_built_in_runs_of_bounded_size(
+    link_periods: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process the periods are built as LPs of at most `RUN_LINK_PERIODS` trade
+    variables (a period at least): one LP for the whole day, a few, or one per period, and
+    the same cost in every period as the one LP of the horizon."""
+    from p2pmarket.app import clearing
+
+    monkeypatch.setattr(clearing, "RUN_LINK_PERIODS", link_periods)
+    data = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
+    for peer in data["peers"]:
+        peer.pop("storage", None)
+    scenario = p2pmarket.Scenario.from_dict(data)
+    whole = p2pmarket.clear(scenario, options=SolverOptions(split_periods=False))
+    split = p2pmarket.clear(scenario, options=SolverOptions(split_periods=True, workers=1))
+    assert split.periods_solved == "one by one" and whole.periods_solved == "together"
+    assert split.objective_by_period == pytest.approx(whole.objective_by_period, rel=1e-9)
+    assert sorted(split.dispatch.period.unique()) == list(range(scenario.periods))
+    _same_where_priced(split.dispatch, whole.dispatch)
+
+
 def test_parallel_workers_give_the_same_result() -> None:
     data = p2pmarket.cases.load("seventeen-peer-case-3").to_dict()
     for peer in data["peers"]:

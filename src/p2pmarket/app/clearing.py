@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from p2pmarket.core import horizon
+from p2pmarket.core.designs import peer_data
+from p2pmarket.core.designs.hubs import hub_links_estimate
 from p2pmarket.core.results import ClearingResult
 from p2pmarket.core.scenario import Scenario
 from p2pmarket.core.solve import CentralisedLP, Clearing, SolverOptions
@@ -91,12 +93,20 @@ def clear(
     start = time.perf_counter()
     runner = runner or runner_for(options.workers)
     if isinstance(runner, InProcess) and isinstance(method, CentralisedLP):
-        # In this process the horizon is built once and its periods solved one by one
-        # from it: no cut, build and extraction per period.
-        whole = method.clear_periods(scenario, design, objective, options)
-        if whole is not None:
+        # In this process the horizon is built in runs of many periods, each as one LP
+        # whose periods are solved one by one: no cut, build and extraction per period.
+        runs = _runs(scenario.periods, -(-scenario.periods // _periods_a_run(scenario)))
+        parts = []
+        for run in runs:
+            cut = horizon.window_slice(scenario, run)
+            part = method.clear_periods(cut, design, objective, options, run.start)
+            if part is None:
+                break  # options of the user's, or a period to diagnose: period by period
+            parts.append(replace(part, scenario=scenario))
+        else:
             wall = time.perf_counter() - start
-            return replace(whole, timings=replace(whole.timings, wall_seconds=wall))
+            starts = [run.start for run in runs]
+            return horizon.merge(parts, scenario, wall=wall, starts=starts)
     jobs = [
         (method, horizon.window_slice(scenario, run), run.start, design, objective, options)
         for run in _runs(scenario.periods, _chunks(runner, len(windows)))
@@ -115,6 +125,17 @@ def _chunks(runner: Runner, periods: int) -> int:
     if isinstance(runner, LocalProcesses):
         return min(periods, runner.cores)
     return periods
+
+
+RUN_LINK_PERIODS = 2_000_000
+"""Periods solved one by one in this process are built as one LP of at most this many trade
+variables (links x periods) at a time: a 10,000-peer market's day is one LP, its year is
+many, so that memory stays bounded whatever the horizon."""
+
+
+def _periods_a_run(scenario: Scenario) -> int:
+    explicit, hubs = hub_links_estimate(peer_data(scenario))
+    return max(1, RUN_LINK_PERIODS // max(1, min(explicit, hubs)))
 
 
 def _runs(periods: int, n: int) -> list[horizon.Window]:

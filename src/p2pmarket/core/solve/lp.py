@@ -98,7 +98,12 @@ class CentralisedLP:
         return self.clear_with(HighsSession(), scenario, design, objective, options, first_period)
 
     def clear_periods(
-        self, scenario: Scenario, design: Design, objective: Objective, options: SolverOptions
+        self,
+        scenario: Scenario,
+        design: Design,
+        objective: Objective,
+        options: SolverOptions,
+        first_period: int = 0,
     ) -> ClearingResult | None:
         """A storage-free `scenario` built as one LP over its horizon and solved period by
         period (`crash.period_solution`: blocks of periods on one HiGHS instance, each from
@@ -113,7 +118,7 @@ class CentralisedLP:
         start = time.perf_counter()
         data = peer_data(scenario)
         net = design_network(scenario, data, design, objective, self.reduce)
-        refuse_isolated_load(data, net, 0)
+        refuse_isolated_load(data, net, first_period)
         lp = build_matrix(scenario, data, net, objective)
         built = time.perf_counter()
         if not options.log:
