@@ -24,7 +24,7 @@ of that shape, there is no such basis and the solve starts cold.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import highspy
 import numpy as np
@@ -103,9 +103,9 @@ def period_solution(lp: MatrixLP, threads: int | None = None) -> PeriodSolution 
     blocks = _solve_blocks(
         lp, every_col, col_period, every_row, row_period, lp.upper, threads, seconds, False
     )
-    if blocks is None or blocks[4] != lp.a.nnz:  # an entry that joins two periods
+    if blocks is None or blocks.entries != lp.a.nnz:  # an entry that joins two periods
         return None
-    return PeriodSolution(blocks[2], blocks[3], seconds[0])
+    return PeriodSolution(blocks.x, blocks.y, seconds[0])
 
 
 def _periods_of(
@@ -159,9 +159,9 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
     blocks = _solve_blocks(lp, cols, col_period, rows, row_period, upper, threads, seconds)
     if blocks is None:
         return None
-    if int(lp.a.tocsr()[storage_row].nnz) + blocks[4] != lp.a.nnz:
+    if int(lp.a.tocsr()[storage_row].nnz) + blocks.entries != lp.a.nnz:
         return None  # an entry joins two periods outside the storage rows
-    col_status, row_status = blocks[0], blocks[1]
+    col_status, row_status = blocks.col_status, blocks.row_status
     col_status[soc] = _B.kBasic
     col_status[idle] = _B.kLower
     for name in _STORAGE_ROWS:
@@ -176,6 +176,17 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
     return start
 
 
+class _Blocks(NamedTuple):
+    """The period blocks of an LP solved (`_solve_blocks`), each value at its position in
+    the LP; `entries`: the matrix entries the blocks hold."""
+
+    col_status: np.ndarray[Any, Any]
+    row_status: np.ndarray[Any, Any]
+    x: np.ndarray[Any, np.dtype[np.float64]]
+    y: np.ndarray[Any, np.dtype[np.float64]]
+    entries: int
+
+
 def _solve_blocks(
     lp: MatrixLP,
     cols: np.ndarray[Any, Any],
@@ -186,11 +197,10 @@ def _solve_blocks(
     threads: int | None,
     seconds: list[float],
     statuses: bool = True,
-) -> Any:
+) -> _Blocks | None:
     """The columns `cols` and rows `rows` of `lp` (with column bounds up to `upper`) solved
-    block by block of consecutive periods: (column and row statuses — where `statuses` asks
-    for them —, column values and row duals, each at its position in `lp`, and the entries
-    the blocks hold), or None where a block is not solved to optimality. HiGHS's time is
+    block by block of consecutive periods (column and row statuses only where `statuses`
+    asks for them), or None where a block is not solved to optimality. HiGHS's time is
     added to `seconds[0]`."""
     T = lp.periods
     n_rows, n_cols = lp.a.shape
@@ -239,7 +249,7 @@ def _solve_blocks(
         solution = h.getSolution()
         x[c] = solution.col_value
         y[r] = solution.row_dual
-    return col_status, row_status, x, y, entries
+    return _Blocks(col_status, row_status, x, y, entries)
 
 
 def _by_period(

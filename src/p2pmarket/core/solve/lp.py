@@ -116,9 +116,7 @@ class CentralisedLP:
         if options.solver != "highs" or scenario.feeder is not None or not _plain(options):
             return None
         start = time.perf_counter()
-        data = peer_data(scenario)
-        net = design_network(scenario, data, design, objective, self.reduce)
-        refuse_isolated_load(data, net, first_period)
+        data, net = self._network(scenario, design, objective, first_period)
         lp = build_matrix(scenario, data, net, objective)
         built = time.perf_counter()
         if not options.log:
@@ -126,20 +124,18 @@ class CentralisedLP:
         found = period_solution(lp, options.threads)
         if found is None:
             return None
-        finished = time.perf_counter()
         solved = solved_arrays(lp, found.x, found.y, TerminationCondition.optimal)
-        result = extract(
-            scenario, data, net, solved, lp.layout, design, objective, priced=self.priced
+        result = self._extracted(
+            scenario,
+            data,
+            net,
+            solved,
+            lp.layout,
+            design,
+            objective,
+            (start, built, time.perf_counter(), found.solver_seconds),
         )
-        timings = Timings(
-            build_seconds=built - start,
-            solve_seconds=finished - built,
-            solver_seconds=found.solver_seconds,
-            extract_seconds=time.perf_counter() - finished,
-        )
-        return dataclasses.replace(
-            result, timings=timings, method=self.name, periods_solved=PeriodsSolved.ONE_BY_ONE
-        )
+        return dataclasses.replace(result, periods_solved=PeriodsSolved.ONE_BY_ONE)
 
     def warm(self) -> WarmLP:
         """This clearing with one HiGHS instance kept across its windows."""
@@ -157,9 +153,7 @@ class CentralisedLP:
         """`clear_window` on `session`'s HiGHS instance (its last basis the start where the
         LP has the same matrix)."""
         start = time.perf_counter()
-        data = peer_data(scenario)
-        net = design_network(scenario, data, design, objective, self.reduce)
-        refuse_isolated_load(data, net, first_period)
+        data, net = self._network(scenario, design, objective, first_period)
         solved: Solved | None = None
         if options.solver == "highs" and scenario.feeder is None:  # a feeder: linopy (model.py)
             lp = build_matrix(scenario, data, net, objective)
@@ -186,11 +180,46 @@ class CentralisedLP:
             )
         if solved is None:
             solved = from_linopy(model, layout)
+        return self._extracted(
+            scenario,
+            data,
+            net,
+            solved,
+            layout,
+            design,
+            objective,
+            (start, built, finished, run_time),
+        )
+
+    def _network(
+        self, scenario: Scenario, design: Design, objective: Objective, first_period: int
+    ) -> tuple[PeerData, Network]:
+        """The scenario's arrays and the design's network, refused where a load has no
+        seller it may buy from."""
+        data = peer_data(scenario)
+        net = design_network(scenario, data, design, objective, self.reduce)
+        refuse_isolated_load(data, net, first_period)
+        return data, net
+
+    def _extracted(
+        self,
+        scenario: Scenario,
+        data: PeerData,
+        net: Network,
+        solved: Solved,
+        layout: Layout,
+        design: Design,
+        objective: Objective,
+        clock: tuple[float, float, float, float],
+    ) -> ClearingResult:
+        """The result tables of `solved`, timed: `clock` is when the clearing started, when
+        the LP was built, when it was solved, and the solver's own seconds."""
+        start, built, finished, solver_seconds = clock
         result = extract(scenario, data, net, solved, layout, design, objective, priced=self.priced)
         timings = Timings(
             build_seconds=built - start,
             solve_seconds=finished - built,
-            solver_seconds=run_time,
+            solver_seconds=solver_seconds,
             extract_seconds=time.perf_counter() - finished,
         )
         return dataclasses.replace(result, timings=timings, method=self.name)
