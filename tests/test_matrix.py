@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import p2pmarket
 from p2pmarket.core.designs import design_network, peer_data
 from p2pmarket.core.designs.hubs import hubs_are_exact
+from p2pmarket.core.scenario import series, stacked
 from p2pmarket.core.solve.matrix import COLUMNS, ROWS, MatrixLP, build_matrix
 from p2pmarket.core.solve.model import build_model
 from p2pmarket.types import Design, Objective
@@ -111,3 +112,26 @@ def test_array_builder_is_the_linopy_hub_model(data: dict[str, Any], design: str
 @pytest.mark.parametrize("design", ["p2p", "community", "hybrid"])
 def test_array_builder_on_the_paper_cases(case: str, design: str):
     assert_same_lp(p2pmarket.cases.load(case), design, "system-cost")
+
+
+_VALUES = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda T: st.tuples(
+            st.just(T),
+            st.lists(st.none() | _VALUES | st.tuples(*[_VALUES] * T), max_size=8),
+            _VALUES,
+        )
+    )
+)
+def test_stacked_series_are_each_series(case: tuple[int, list[Any], float]):
+    """The vectorised per-peer arrays (`stacked`) are `series` of each value, row by row,
+    whatever mix of absent values, scalars and per-period tuples."""
+    T, values, default = case
+    got = stacked(values, T, default)
+    assert got.shape == (len(values), T)
+    for row, value in zip(got, values, strict=True):
+        np.testing.assert_array_equal(row, series(value, T, default))

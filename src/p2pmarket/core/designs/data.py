@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from p2pmarket.core.scenario import FloatArray, Scenario, series
+from p2pmarket.core.scenario import FloatArray, Scenario, series, stacked
 
 __all__ = ["BoolArray", "IntArray", "PeerData", "peer_data", "remember_peer_data"]
 
@@ -113,12 +113,12 @@ def _peer_data(s: Scenario) -> PeerData:
     T = s.periods
     n = len(s.peers)
     ids = pd.Index(s.peer_ids, name="peer")
-    load = np.stack([series(p.load_kw, T) for p in s.peers])
+    load = stacked([p.load_kw for p in s.peers], T)
     gen = [p.generation for p in s.peers]
-    min_kw = np.stack([series(g.min_kw if g else None, T) for g in gen])
-    max_kw = np.stack([series(g.max_kw if g else None, T) for g in gen])
-    offer = np.stack([series(g.offer_per_kwh if g else None, T) for g in gen])
-    export_fee = np.stack([series(p.export_fee, T) for p in s.peers])
+    min_kw = stacked([g.min_kw if g else None for g in gen], T)
+    max_kw = stacked([g.max_kw if g else None for g in gen], T)
+    offer = stacked([g.offer_per_kwh if g else None for g in gen], T)
+    export_fee = stacked([p.export_fee for p in s.peers], T)
     has_storage = np.array([p.storage is not None for p in s.peers])
     has_flex = np.array([len(p.flexible_load) > 0 for p in s.peers])
     absorbs = np.array([p.buy_price_per_kwh is not None for p in s.peers])
@@ -134,11 +134,10 @@ def _peer_data(s: Scenario) -> PeerData:
         group_ids.append(c.id)
         intra.append(series(c.intra_fee, T))
         community_export.append(None if c.export_fee is None else series(c.export_fee, T))
-    for i in np.flatnonzero(group < 0):
-        group[i] = len(group_ids)
-        group_ids.append(s.peers[i].id)
-        intra.append(np.zeros(T))
-        community_export.append(None)
+    communities = len(group_ids)
+    lone = np.flatnonzero(group < 0)
+    group[lone] = communities + np.arange(lone.size)
+    group_ids.extend(s.peers[i].id for i in lone)
     size = np.bincount(group, minlength=len(group_ids)).astype(np.int64)
     group_export = np.zeros((len(group_ids), T))
     for g, fee in enumerate(community_export):
@@ -146,6 +145,10 @@ def _peer_data(s: Scenario) -> PeerData:
             group_export[g] = fee
         elif size[g] == 1:
             group_export[g] = export_fee[np.flatnonzero(group == g)[0]]
+    group_export[communities:] = export_fee[lone]  # a lone peer's group: its own fee
+    group_intra = np.zeros((len(group_ids), T))  # a lone peer's group: no intra fee
+    if intra:
+        group_intra[:communities] = np.stack(intra)
 
     pair = np.full((len(group_ids), len(group_ids), T), np.nan)
     gindex = {gid: g for g, gid in enumerate(group_ids[: len(s.communities)])}
@@ -168,7 +171,7 @@ def _peer_data(s: Scenario) -> PeerData:
         can_buy=can_buy,
         group_ids=tuple(group_ids),
         group_size=size,
-        group_intra_fee=np.stack(intra) if intra else np.zeros((0, T)),
+        group_intra_fee=group_intra,
         group_export_fee=group_export,
         pair_fee=pair,
         has_storage=has_storage,

@@ -16,7 +16,7 @@ from p2pmarket.core.scenario.schema import (
     Scenario,
     Storage,
 )
-from p2pmarket.core.scenario.series import FloatArray, Series, series
+from p2pmarket.core.scenario.series import FloatArray, Series, series, stacked
 
 __all__ = [
     "DESIGNS",
@@ -31,4 +31,5 @@ __all__ = [
     "Series",
     "Storage",
     "series",
+    "stacked",
 ]

@@ -50,7 +50,7 @@ import pandas as pd
 
 from p2pmarket.core.flows import bilateral_trades
 from p2pmarket.core.results import ClearingResult
-from p2pmarket.core.scenario import Peer, Scenario, Series, series
+from p2pmarket.core.scenario import Peer, Scenario, Series, series, stacked
 from p2pmarket.core.settlement.rules import TARIFF, energy_price
 from p2pmarket.errors import OptionError
 from p2pmarket.types import Objective, Route, Rule, parse
@@ -277,7 +277,7 @@ def _summed_by_line(
 
 def _per_peer_period(s: Scenario, pick: Callable[[Peer], Series | None]) -> np.ndarray:
     """A per-peer series, laid out like the dispatch rows (period-major)."""
-    values = np.stack([series(pick(p), s.periods) for p in s.peers])
+    values = stacked([pick(p) for p in s.peers], s.periods)
     return np.asarray(values.T.ravel(), dtype=float)
 
 

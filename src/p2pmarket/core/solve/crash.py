@@ -30,7 +30,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from p2pmarket.core.solve.highs_model import highs_model
+from p2pmarket.core.solve.highs_model import changed, highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 
 __all__ = ["CRASH_MIN_COLUMNS", "PeriodSolution", "PeriodStart", "period_basis", "period_solution"]
@@ -162,6 +162,7 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
     if int(lp.a.tocsr()[storage_row].nnz) + blocks.entries != lp.a.nnz:
         return None  # an entry joins two periods outside the storage rows
     col_status, row_status = blocks.col_status, blocks.row_status
+    assert col_status is not None and row_status is not None
     col_status[soc] = _B.kBasic
     col_status[idle] = _B.kLower
     for name in _STORAGE_ROWS:
@@ -180,8 +181,8 @@ class _Blocks(NamedTuple):
     """The period blocks of an LP solved (`_solve_blocks`), each value at its position in
     the LP; `entries`: the matrix entries the blocks hold."""
 
-    col_status: np.ndarray[Any, Any]
-    row_status: np.ndarray[Any, Any]
+    col_status: np.ndarray[Any, Any] | None
+    row_status: np.ndarray[Any, Any] | None
     x: np.ndarray[Any, np.dtype[np.float64]]
     y: np.ndarray[Any, np.dtype[np.float64]]
     entries: int
@@ -200,8 +201,8 @@ def _solve_blocks(
 ) -> _Blocks | None:
     """The columns `cols` and rows `rows` of `lp` (with column bounds up to `upper`) solved
     block by block of consecutive periods (column and row statuses only where `statuses`
-    asks for them), or None where a block is not solved to optimality. HiGHS's time is
-    added to `seconds[0]`."""
+    asks for them), or None where an entry joins two blocks or a block is not solved to
+    optimality. HiGHS's time is added to `seconds[0]`."""
     T = lp.periods
     n_rows, n_cols = lp.a.shape
     # Rows and columns ordered by period (stable: each period's in their own order), so that
@@ -211,38 +212,49 @@ def _solve_blocks(
     B = -(-T // k)
     cols_of, col_at = _by_period(cols, col_period // k, B)
     rows_of, row_at = _by_period(rows, row_period // k, B)
-    blocks = lp.a.tocsr()[rows_of][:, cols_of]
-    row_lower, row_upper = lp.row_lower, lp.row_upper
-    col_status = np.full(n_cols, _B.kLower, dtype=object)
-    row_status = np.full(n_rows, _B.kBasic, dtype=object)
+    # One column-major matrix of the blocks in order: block t is the column run
+    # col_at[t]:col_at[t + 1], its entries in the row run row_at[t]:row_at[t + 1] where no
+    # entry joins two blocks.
+    blocks = _reordered(lp.a, cols_of, rows_of)
+    lower, upper, cost = lp.lower[cols_of], upper[cols_of], lp.c[cols_of]
+    row_lower, row_upper = lp.row_lower[rows_of], lp.row_upper[rows_of]
+    col_status = np.full(n_cols, _B.kLower, dtype=object) if statuses else None
+    row_status = np.full(n_rows, _B.kBasic, dtype=object) if statuses else None
     x, y = np.zeros(n_cols), np.zeros(n_rows)
     h: Any = None
-    last: sp.csc_matrix | None = None
+    last: tuple[slice, slice, sp.csc_matrix] | None = None
     entries = 0
     for t in range(B):
-        c = cols_of[col_at[t] : col_at[t + 1]]
-        r = rows_of[row_at[t] : row_at[t + 1]]
-        sub = blocks[row_at[t] : row_at[t + 1], col_at[t] : col_at[t + 1]].tocsc()
+        cs, rs = slice(col_at[t], col_at[t + 1]), slice(row_at[t], row_at[t + 1])
+        sub = _block(blocks, cs, rs)
+        if sub is None:
+            return None  # an entry joins two blocks
         entries += int(sub.nnz)
-        same = last is not None and _same_matrix(sub, last)
-        if not same:
+        if last is None or not _same_matrix(sub, last[2]):
             h = _instance(threads)
             h.passModel(
-                highs_model(sub, lp.c[c], lp.lower[c], upper[c], row_lower[r], row_upper[r])
+                highs_model(sub, cost[cs], lower[cs], upper[cs], row_lower[rs], row_upper[rs])
             )
         else:
-            c_at = np.arange(c.size, dtype=np.int32)
-            r_at = np.arange(r.size, dtype=np.int32)
-            h.changeColsBounds(c.size, c_at, lp.lower[c], upper[c])
-            h.changeColsCost(c.size, c_at, lp.c[c])
-            h.changeRowsBounds(r.size, r_at, row_lower[r], row_upper[r])
-        last = sub
+            # Only what differs from the last block is handed over.
+            lc, lr, _ = last
+            at = changed(lower[cs], lower[lc], upper[cs], upper[lc])
+            if at.size:
+                h.changeColsBounds(at.size, at, lower[cs][at], upper[cs][at])
+            at = changed(cost[cs], cost[lc])
+            if at.size:
+                h.changeColsCost(at.size, at, cost[cs][at])
+            at = changed(row_lower[rs], row_lower[lr], row_upper[rs], row_upper[lr])
+            if at.size:
+                h.changeRowsBounds(at.size, at, row_lower[rs][at], row_upper[rs][at])
+        last = (cs, rs, sub)
         started = float(h.getRunTime())
         h.run()
         seconds[0] += float(h.getRunTime()) - started
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        if statuses:
+        c, r = cols_of[cs], rows_of[rs]
+        if col_status is not None and row_status is not None:
             basis = h.getBasis()
             col_status[c] = basis.col_status
             row_status[r] = basis.row_status
@@ -259,6 +271,44 @@ def _by_period(
     of them starts (T + 1 offsets)."""
     ordered = at[np.argsort(period[at], kind="stable")]
     return ordered, np.searchsorted(period[ordered], np.arange(T + 1))
+
+
+def _reordered(
+    a: sp.csc_matrix, cols: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]
+) -> sp.csc_matrix:
+    """The columns `cols` and rows `rows` of the column-major `a`, in that order: the columns
+    taken by their pointers, the rows by renumbering each entry's row (entries in rows not
+    taken are dropped), with no search through the matrix."""
+    a = a.tocsc()
+    taken = a[:, cols]
+    renumbered = np.full(a.shape[0], -1, dtype=np.int64)
+    renumbered[rows] = np.arange(rows.size)
+    row = renumbered[taken.indices]
+    kept = row >= 0
+    column = np.repeat(np.arange(cols.size), np.diff(taken.indptr))
+    per_column = np.bincount(column[kept], minlength=cols.size)
+    indptr = np.concatenate([[0], np.cumsum(per_column)])
+    out = sp.csc_matrix((taken.data[kept], row[kept], indptr), shape=(rows.size, cols.size))
+    out.sort_indices()
+    return out
+
+
+def _block(blocks: sp.csc_matrix, cols: slice, rows: slice) -> sp.csc_matrix | None:
+    """The block of columns `cols` and rows `rows` of the column-major `blocks`, taken by
+    its column pointers (no search); None where one of its columns has an entry in another
+    block's rows."""
+    first, last = blocks.indptr[cols.start], blocks.indptr[cols.stop]
+    indices = blocks.indices[first:last]
+    if indices.size and (indices.min() < rows.start or indices.max() >= rows.stop):
+        return None
+    return sp.csc_matrix(
+        (
+            blocks.data[first:last],
+            indices - rows.start,
+            blocks.indptr[cols.start : cols.stop + 1] - first,
+        ),
+        shape=(rows.stop - rows.start, cols.stop - cols.start),
+    )
 
 
 def _same_matrix(a: sp.csc_matrix, b: sp.csc_matrix) -> bool:

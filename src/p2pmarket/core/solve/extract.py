@@ -506,13 +506,12 @@ def _interval(
         which = np.concatenate([which, np.flatnonzero(both)])
     keep = row >= 0
     row, which = row[keep], which[keep]
-    # The reduced costs move by -t * (A' d)_j: the rows of A along d, one per direction.
-    g = a[row].tocoo()
-    key = which[g.row] * a.shape[1] + g.col
-    key, at = np.unique(key, return_inverse=True)
-    total = np.bincount(at, weights=d.sign * g.data)
-    touched = np.abs(total) > 1e-12
-    on, column, coef = key[touched] // a.shape[1], key[touched] % a.shape[1], total[touched]
+    # The reduced costs move by -t * (A' d)_j: the rows of A along d, one per direction
+    # (the product of the directions, as a sparse matrix, with A sums each column's entries).
+    along = sp.csr_matrix((np.full(row.size, d.sign), (which, row)), shape=(k, a.shape[0]))
+    g = (along @ a).tocoo()
+    touched = np.abs(g.data) > 1e-12
+    on, column, coef = g.row[touched], g.col[touched], g.data[touched]
     ratio = reduced[column] / coef
     pinned = columns.inner[column]
     ratio = np.where(pinned, 0.0, ratio)

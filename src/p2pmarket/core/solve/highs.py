@@ -19,7 +19,7 @@ from linopy.constants import TerminationCondition
 
 from p2pmarket.core.solve.crash import CRASH_MIN_COLUMNS, period_basis
 from p2pmarket.core.solve.extract import Solved
-from p2pmarket.core.solve.highs_model import highs_model
+from p2pmarket.core.solve.highs_model import changed, highs_model
 from p2pmarket.core.solve.matrix import MatrixLP
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import OptionError, SolverError
@@ -84,14 +84,14 @@ class HighsSession:
             basis = h.getBasis() if moving else None
             # Only what differs from the last LP is handed over (HiGHS's cost of a change
             # grows with the entries changed).
-            cols = _changed(lp.lower, last.lower, lp.upper, last.upper)
+            cols = changed(lp.lower, last.lower, lp.upper, last.upper)
             if cols.size:
                 h.changeColsBounds(cols.size, cols, lp.lower[cols], lp.upper[cols])
-            cols = _changed(lp.c, last.c)
+            cols = changed(lp.c, last.c)
             if cols.size:
                 h.changeColsCost(cols.size, cols, lp.c[cols])
             lower, upper = lp.row_lower, lp.row_upper
-            rows = _changed(lower, last.row_lower, upper, last.row_upper)
+            rows = changed(lower, last.row_lower, upper, last.row_upper)
             if rows.size:
                 h.changeRowsBounds(rows.size, rows, lower[rows], upper[rows])
             if basis is not None and basis.valid:
@@ -133,16 +133,6 @@ def _starts_from_periods(lp: MatrixLP, options: SolverOptions) -> bool:
         and "simplex_strategy" not in options.extra
         and "solver" not in options.extra
     )
-
-
-def _changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
-    """The positions where any (new, old) pair of arrays differs (NaN-free arrays; an
-    infinite bound equals itself)."""
-    new, old = pairs[0], pairs[1]
-    differs = new != old
-    for i in range(2, len(pairs), 2):
-        differs |= pairs[i] != pairs[i + 1]
-    return np.flatnonzero(differs).astype(np.int32)
 
 
 def _set_options(h: Any, options: SolverOptions) -> None:

@@ -1,13 +1,15 @@
-"""An LP given as arrays, as highspy's `HighsLp` (column-wise matrix)."""
+"""An LP given as arrays, as highspy's `HighsLp` (column-wise matrix), and what of it
+changed from one LP to the next (`changed`: only that is handed over again)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import highspy
+import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["highs_model"]
+__all__ = ["changed", "highs_model"]
 
 
 def highs_model(
@@ -26,3 +28,12 @@ def highs_model(
     model.a_matrix_.index_ = a.indices
     model.a_matrix_.value_ = a.data
     return model
+
+
+def changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
+    """The positions where any (new, old) pair of arrays differs (NaN-free arrays; an
+    infinite bound equals itself), as HiGHS's `change...` calls take them."""
+    differs = pairs[0] != pairs[1]
+    for i in range(2, len(pairs), 2):
+        differs |= pairs[i] != pairs[i + 1]
+    return np.flatnonzero(differs).astype(np.int32)

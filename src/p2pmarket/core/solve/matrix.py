@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from p2pmarket.core.designs import Network, PeerData
-from p2pmarket.core.scenario import FloatArray, Scenario, series
+from p2pmarket.core.scenario import FloatArray, Scenario, series, stacked
 from p2pmarket.core.solve.model import Layout, layout_of, link_cost
 from p2pmarket.types import Objective
 
@@ -196,8 +196,8 @@ def build_matrix(s: Scenario, data: PeerData, net: Network, objective: Objective
         upper[col["soc"]] = capacity
     if len(layout.blocks):
         blocks = [blk for p in s.peers for blk in p.flexible_load]
-        upper[col["flexible-load"]] = np.stack([series(blk.max_kw, T) for blk in blocks])
-        price = np.stack([series(blk.price_per_kwh, T) for blk in blocks])
+        upper[col["flexible-load"]] = stacked([blk.max_kw for blk in blocks], T)
+        price = stacked([blk.price_per_kwh for blk in blocks], T)
         cost[col["flexible-load"]] = -dt * price
     if len(layout.absorbers):
         buy = [series(p.buy_price_per_kwh, T) for p in s.peers if p.buy_price_per_kwh is not None]

@@ -20,7 +20,7 @@ import xarray as xr
 
 from p2pmarket.core.designs import Network, PeerData
 from p2pmarket.core.results import TRADE_COLUMNS, ClearingResult, Timings
-from p2pmarket.core.scenario import FloatArray, Scenario, series
+from p2pmarket.core.scenario import FloatArray, Scenario, stacked
 from p2pmarket.core.solve.admm.local import LocalProblems, VarKind
 from p2pmarket.core.solve.admm.protocol import AdmmOptions, LinkState
 from p2pmarket.core.solve.admm.records import AgentRecord
@@ -511,7 +511,7 @@ def _cost_by_period(
     """The objective of SPEC section 3 per period, on the dispatch and trades reported (the
     grid settlements at no fee; under `paper` at the grid's offer, as any sale)."""
     n = net.n_peers
-    buy = np.stack([series(p.buy_price_per_kwh, s.periods) for p in s.peers])
+    buy = stacked([p.buy_price_per_kwh for p in s.peers], s.periods)
     cost = (data.offer_per_kwh * generation[:n]).sum(axis=0)
     cost = cost + (link_cost(data, net, objective) * flow).sum(axis=0)
     cost = cost - (buy * absorbed[:n]).sum(axis=0) - sol.flexible_value.sum(axis=0)
