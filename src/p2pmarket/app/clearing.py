@@ -5,14 +5,13 @@ merges the results."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 from p2pmarket.core import horizon
+from p2pmarket.core.collector import collector_paused
 from p2pmarket.core.designs import peer_data
 from p2pmarket.core.designs.hubs import hub_links_estimate
 from p2pmarket.core.results import ClearingResult
@@ -193,27 +192,10 @@ def _clear_periods(job: _Periods) -> list[ClearingResult]:
     method, scenario, first, design, objective, options = job
     method = method.warm() if isinstance(method, CentralisedLP) else method
     parts = []
-    with _collector_paused():
+    with collector_paused():
         for t in range(scenario.periods):
             cut = horizon.period_slice(scenario, t)
             part = method.clear_window(cut, design, objective, options, first + t)
             # Not the period's own scenario, which `merge` does not need.
             parts.append(replace(part, scenario=scenario))
     return parts
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a run of periods, back as it was after.
-    Each period's cut of a large market is tens of thousands of new objects that live
-    through its clearing, and each such batch set off a full collection of the whole heap:
-    a quarter of the CPU time of a 10,000-peer day period by period. The run makes no
-    garbage that only the collector frees beyond a period's few pandas and HiGHS objects,
-    and the next collection after the run frees those."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

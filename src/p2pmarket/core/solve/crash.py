@@ -30,7 +30,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from p2pmarket.core.solve.highs_model import changed, highs_model
+from p2pmarket.core.collector import collector_paused
+from p2pmarket.core.solve.highs_model import changed, pass_model
 from p2pmarket.core.solve.matrix import MatrixLP
 
 __all__ = ["CRASH_MIN_COLUMNS", "PeriodSolution", "PeriodStart", "period_basis", "period_solution"]
@@ -68,7 +69,8 @@ def period_basis(lp: MatrixLP, threads: int | None = None) -> PeriodStart:
     one period, a column or row outside the period structure, or a period that cannot be
     solved with the batteries idle — and HiGHS's time on those periods."""
     seconds = [0.0]
-    basis = _period_basis(lp, threads, seconds)
+    with collector_paused():  # the statuses HiGHS hands back are many objects
+        basis = _period_basis(lp, threads, seconds)
     return PeriodStart(basis, seconds[0])
 
 
@@ -232,9 +234,7 @@ def _solve_blocks(
         entries += int(sub.nnz)
         if last is None or not _same_matrix(sub, last[2]):
             h = _instance(threads)
-            h.passModel(
-                highs_model(sub, cost[cs], lower[cs], upper[cs], row_lower[rs], row_upper[rs])
-            )
+            pass_model(h, sub, cost[cs], lower[cs], upper[cs], row_lower[rs], row_upper[rs])
         else:
             # Only what differs from the last block is handed over.
             lc, lr, _ = last

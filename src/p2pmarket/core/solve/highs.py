@@ -19,7 +19,7 @@ from linopy.constants import TerminationCondition
 
 from p2pmarket.core.solve.crash import CRASH_MIN_COLUMNS, period_basis
 from p2pmarket.core.solve.extract import Solved
-from p2pmarket.core.solve.highs_model import changed, highs_model
+from p2pmarket.core.solve.highs_model import changed, pass_model
 from p2pmarket.core.solve.matrix import MatrixLP
 from p2pmarket.core.solve.options import SolverOptions
 from p2pmarket.errors import OptionError, SolverError
@@ -97,7 +97,7 @@ class HighsSession:
             if basis is not None and basis.valid:
                 h.setBasis(_shifted(lp, basis, shift))  # refused: HiGHS keeps the last one
         else:
-            h.passModel(_highs_lp(lp))
+            pass_model(h, lp.a, lp.c, lp.lower, lp.upper, lp.row_lower, lp.row_upper)
             if _starts_from_periods(lp, options):
                 start = period_basis(lp, options.threads)
                 crash_time = start.solver_seconds
@@ -168,10 +168,6 @@ def _shifted(lp: MatrixLP, basis: Any, shift: int) -> Any:
     moved.alien = True
     moved.valid = False
     return moved
-
-
-def _highs_lp(lp: MatrixLP) -> Any:
-    return highs_model(lp.a, lp.c, lp.lower, lp.upper, lp.row_lower, lp.row_upper)
 
 
 def _run(h: Any) -> None:

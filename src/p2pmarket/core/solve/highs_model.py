@@ -1,4 +1,4 @@
-"""An LP given as arrays, as highspy's `HighsLp` (column-wise matrix), and what of it
+"""An LP given as arrays handed to HiGHS (`pass_model`, column-wise matrix), and what of it
 changed from one LP to the next (`changed`: only that is handed over again)."""
 
 from __future__ import annotations
@@ -9,25 +9,35 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["changed", "highs_model"]
+__all__ = ["changed", "pass_model"]
 
 
-def highs_model(
-    a: sp.csc_matrix, c: Any, lower: Any, upper: Any, row_lower: Any, row_upper: Any
-) -> Any:
-    """min c'x s.t. row_lower <= a x <= row_upper, lower <= x <= upper, for `passModel`."""
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = a.shape[1], a.shape[0]
-    model.col_cost_ = c
-    model.col_lower_ = lower
-    model.col_upper_ = upper
-    model.row_lower_ = row_lower
-    model.row_upper_ = row_upper
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = a.indptr
-    model.a_matrix_.index_ = a.indices
-    model.a_matrix_.value_ = a.data
-    return model
+def pass_model(
+    h: Any, a: sp.csc_matrix, c: Any, lower: Any, upper: Any, row_lower: Any, row_upper: Any
+) -> None:
+    """`h.passModel` of min c'x s.t. row_lower <= a x <= row_upper, lower <= x <= upper,
+    from the arrays in one call: building a `HighsLp` copies each array into it first
+    (about 20 ms at 50,000 columns, a tenth of that this way). Every column continuous."""
+    n_rows, n_cols = a.shape
+    status = h.passModel(
+        n_cols,
+        n_rows,
+        int(a.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        np.ascontiguousarray(c, dtype=np.float64),
+        np.ascontiguousarray(lower, dtype=np.float64),
+        np.ascontiguousarray(upper, dtype=np.float64),
+        np.ascontiguousarray(row_lower, dtype=np.float64),
+        np.ascontiguousarray(row_upper, dtype=np.float64),
+        np.ascontiguousarray(a.indptr, dtype=np.int32),
+        np.ascontiguousarray(a.indices, dtype=np.int32),
+        np.ascontiguousarray(a.data, dtype=np.float64),
+        np.zeros(n_cols, dtype=np.int32),  # HiGHS refuses the call without integrality
+    )
+    if status == highspy.HighsStatus.kError:
+        raise ValueError(f"HiGHS refused the LP ({n_rows} rows, {n_cols} columns)")
 
 
 def changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:

@@ -8,7 +8,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from p2pmarket.core.scenario import FloatArray
-from p2pmarket.core.solve.highs_model import highs_model
+from p2pmarket.core.solve.highs_model import pass_model
 from p2pmarket.core.solve.lp import _silence_highs_banner
 
 __all__ = ["solve_qp"]
@@ -35,7 +35,7 @@ def solve_qp(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", 10.0)
-    h.passModel(highs_model(a, g, lo, np.where(np.isfinite(hi), hi, highspy.kHighsInf), b, b))
+    pass_model(h, a, g, lo, np.where(np.isfinite(hi), hi, highspy.kHighsInf), b, b)
     hessian = highspy.HighsHessian()
     hessian.dim_ = n
     hessian.format_ = highspy.HessianFormat.kTriangular
