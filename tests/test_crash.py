@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import highspy
+import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ import p2pmarket
 from p2pmarket.core.designs import design_network, peer_data
 from p2pmarket.core.solve import SolverOptions
 from p2pmarket.core.solve import highs as highs_module
-from p2pmarket.core.solve.crash import period_basis
+from p2pmarket.core.solve.crash import _reordered, period_basis
 from p2pmarket.core.solve.matrix import MatrixLP, build_matrix
 from p2pmarket.types import Design, Objective
 from strategies import scenario_dicts
@@ -122,3 +124,20 @@ def test_no_start_where_a_period_needs_the_batteries(monkeypatch: pytest.MonkeyP
     assert started.objective == pytest.approx(cold.objective, rel=1e-12)
     served = started.dispatch.query("peer == 'store' and period == 1")["discharge_kw"]
     assert float(served.iloc[0]) == pytest.approx(4.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 25), st.integers(1, 25), st.floats(0.0, 0.6), st.integers(0, 2**31))
+def test_blocks_are_reordered_as_scipy_indexes_them(
+    n_rows: int, n_cols: int, density: float, seed: int
+) -> None:
+    """The blocks' matrix taken by column pointers and renumbered rows (`_reordered`) is the
+    matrix scipy's fancy indexing gives for the same rows and columns, entries sorted."""
+    rng = np.random.default_rng(seed)
+    a = sp.random(n_rows, n_cols, density=density, format="csc", random_state=seed)
+    cols = rng.permutation(n_cols)[: rng.integers(1, n_cols + 1)]
+    rows = rng.permutation(n_rows)[: rng.integers(1, n_rows + 1)]
+    got = _reordered(a, cols, rows)
+    want = a.tocsr()[rows][:, cols].tocsc()
+    assert got.shape == want.shape and got.nnz == want.nnz and got.has_sorted_indices
+    np.testing.assert_array_equal(got.toarray(), want.toarray())
