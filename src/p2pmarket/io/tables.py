@@ -254,15 +254,16 @@ def _float_cells(
 ) -> np.ndarray[Any, Any]:
     """Floats as text (objects), `_rounded`'s convention; `missing` where NaN."""
     values = np.round(values, _DECIMALS) + 0.0
-    # Each distinct value written once (a year of dispatch holds many repeated ones).
-    distinct, at = np.unique(values, return_inverse=True)
+    # Each distinct value written once (a year of dispatch holds many repeated ones), found
+    # by hashing (a sort of each column of a year's dispatch cost seconds); NaN is code -1.
+    at, distinct = pd.factorize(values.reshape(-1), use_na_sentinel=True)
+    distinct = np.asarray(distinct, dtype=float)
     text = np.char.mod(f"%.{_DECIMALS}f", distinct)
     text = np.char.rstrip(np.char.rstrip(text, "0"), ".")
     whole = np.isfinite(distinct) & (np.char.find(text, ".") < 0)
     text = np.where(whole, np.char.add(text, ".0"), text)
-    cells = text.astype(object)
-    cells[np.isnan(distinct)] = missing
-    result: np.ndarray[Any, Any] = cells[at.reshape(-1)]
+    cells = np.append(text.astype(object), np.array([missing], dtype=object))
+    result: np.ndarray[Any, Any] = cells[at]
     return result
 
 
