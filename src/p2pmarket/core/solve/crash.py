@@ -284,6 +284,11 @@ def _reordered(
     renumbered = np.full(a.shape[0], -1, dtype=np.int64)
     renumbered[rows] = np.arange(rows.size)
     row = renumbered[taken.indices]
+    if rows.size == a.shape[0]:  # every row taken (no storage rows left out): in place
+        taken.indices = row.astype(taken.indices.dtype)
+        taken.has_sorted_indices = False
+        taken.sort_indices()
+        return taken
     kept = row >= 0
     column = np.repeat(np.arange(cols.size), np.diff(taken.indptr))
     per_column = np.bincount(column[kept], minlength=cols.size)

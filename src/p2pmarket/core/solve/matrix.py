@@ -266,18 +266,24 @@ def build_matrix(s: Scenario, data: PeerData, net: Network, objective: Objective
             selling = unit_at >= 0
             entries.add(resale[unit_at[selling]], col["discharge"][selling], -1.0)
 
-    full = entries.matrix((n_rows, n_cols)).tocsr()
+    # Column-major from the start (HiGHS takes columns): each column has a few entries, so
+    # summing duplicates sorts short runs, where a hub's row has thousands.
+    full = entries.matrix((n_rows, n_cols)).tocsc()
     full.sum_duplicates()
     full.eliminate_zeros()
-    keep = np.diff(full.indptr) > 0
+    keep = np.bincount(full.indices, minlength=n_rows) > 0  # rows without entries left out
     row_of = np.full(n_rows, -1, dtype=np.int64)
     row_of[keep] = np.arange(int(keep.sum()))
+    a = sp.csc_matrix(
+        (full.data, row_of[full.indices].astype(full.indices.dtype), full.indptr),
+        shape=(int(keep.sum()), n_cols),
+    )
     return MatrixLP(
         layout=layout,
         periods=T,
         columns=columns,
         rows=rows,
-        a=full[keep].tocsc(),
+        a=a,
         c=cost,
         lower=lower,
         upper=upper,
