@@ -372,7 +372,7 @@ def defined_prices(solved: Solved, data: PeerData, dt: float) -> DefinedPrices:
     solution. A price pinned by a trade with energy stays the solver's: bills under the
     `marginal` rule, which price those trades, do not change.
     """
-    a: Any = sp.csr_matrix(solved.a)  # (constraints, variables)
+    a: Any = sp.csc_matrix(solved.a)  # (constraints, variables), column-major as solved
     x, lower, upper, c = solved.x, solved.lower, solved.upper, solved.c
     y = solved.y.astype(float).copy()
     n, T = data.load_kw.shape
@@ -410,8 +410,9 @@ def defined_prices(solved: Solved, data: PeerData, dt: float) -> DefinedPrices:
     for moved in (balance.ravel(), resale.ravel()):
         y[moved[moved >= 0]] += step_b[moved >= 0]
     # 3. the interval of every sigma at the final point (each step keeps its own end).
-    lo_s, hi_s = _interval(a, c - a.T @ y, status, y, rows, sell)
-    lo_m, hi_m = _interval(a, c - a.T @ y, status, y, rows, _Directions(manager.ravel(), None, 1.0))
+    reduced = c - a.T @ y
+    lo_s, hi_s = _interval(a, reduced, status, y, rows, sell)
+    lo_m, hi_m = _interval(a, reduced, status, y, rows, _Directions(manager.ravel(), None, 1.0))
 
     lam = np.where(balance >= 0, y[balance], np.nan) / dt
     price_low = lam + (lo_b - step_b).reshape(n, T) / dt
@@ -513,10 +514,12 @@ def _interval(
     row, which = row[keep], which[keep]
     # The reduced costs move by -t * (A' d)_j: the rows of A along d, one per direction
     # (the product of the directions, as a sparse matrix, with A sums each column's entries).
-    along = sp.csr_matrix((np.full(row.size, d.sign), (which, row)), shape=(k, a.shape[0]))
-    g = (along @ a).tocoo()
+    # As A' D (a column-major A's transpose is row-major, no copy): one entry per touched
+    # column and direction.
+    along = sp.csc_matrix((np.full(row.size, d.sign), (row, which)), shape=(a.shape[0], k))
+    g = (a.T @ along).tocoo()
     touched = np.abs(g.data) > 1e-12
-    on, column, coef = g.row[touched], g.col[touched], g.data[touched]
+    column, on, coef = g.row[touched], g.col[touched], g.data[touched]
     ratio = reduced[column] / coef
     pinned = columns.inner[column]
     ratio = np.where(pinned, 0.0, ratio)
