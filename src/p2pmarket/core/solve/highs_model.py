@@ -9,6 +9,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from p2pmarket.errors import SolverError
+
 __all__ = ["changed", "pass_model"]
 
 
@@ -37,7 +39,7 @@ def pass_model(
         np.zeros(n_cols, dtype=np.int32),  # HiGHS refuses the call without integrality
     )
     if status == highspy.HighsStatus.kError:
-        raise ValueError(f"HiGHS refused the LP ({n_rows} rows, {n_cols} columns)")
+        raise SolverError(f"solver 'highs' refused the LP ({n_rows} rows, {n_cols} columns)")
 
 
 def changed(*pairs: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
