@@ -97,7 +97,8 @@ class HighsSession:
             if basis is not None and basis.valid:
                 h.setBasis(_shifted(lp, basis, shift))  # refused: HiGHS keeps the last one
         else:
-            pass_model(h, lp.a, lp.c, lp.lower, lp.upper, lp.row_lower, lp.row_upper)
+            logged = options.log or options.log_file is not None
+            pass_model(h, lp.a, lp.c, lp.lower, lp.upper, lp.row_lower, lp.row_upper, logged=logged)
             if _starts_from_periods(lp, options):
                 start = period_basis(lp, options.threads)
                 crash_time = start.solver_seconds
