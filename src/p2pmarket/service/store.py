@@ -33,6 +33,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -245,6 +246,26 @@ class StoreBackend(ABC):
         return self.write()
 
 
+_SQLITE_TIMEOUT_S = 30.0
+"""How long a connection waits for another's lock on the SQLite file."""
+
+
+def _write_ahead_log(raw: sqlite3.Connection) -> None:
+    """The file switched to WAL mode. Processes opening a new file at once race for the
+    switch, and SQLite answers the losers "database is locked" at once rather than after its
+    busy timeout (1 in 10 of six threads opening a new file together): the switch is tried
+    again until the timeout has passed."""
+    deadline = time.monotonic() + _SQLITE_TIMEOUT_S
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class _SqliteBackend(StoreBackend):
     """One SQLite file in WAL mode; writers serialised by `BEGIN IMMEDIATE`."""
 
@@ -252,15 +273,17 @@ class _SqliteBackend(StoreBackend):
         self.path = self._file = path
         self.url = f"sqlite:///{path}"
         self._local = threading.local()
-        with closing(sqlite3.connect(self._file, timeout=30, isolation_level=None)) as raw:
-            raw.execute("PRAGMA journal_mode=WAL")
+        with closing(
+            sqlite3.connect(self._file, timeout=_SQLITE_TIMEOUT_S, isolation_level=None)
+        ) as raw:
+            _write_ahead_log(raw)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on its first call (in this process): opening one
         per call cost more than the query it served."""
         raw: sqlite3.Connection | None = getattr(self._local, "raw", None)
         if raw is None or self._local.pid != os.getpid():
-            raw = sqlite3.connect(self._file, timeout=30, isolation_level=None)
+            raw = sqlite3.connect(self._file, timeout=_SQLITE_TIMEOUT_S, isolation_level=None)
             raw.execute("PRAGMA foreign_keys=ON")
             self._local.raw, self._local.pid = raw, os.getpid()
         return raw
