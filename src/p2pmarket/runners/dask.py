@@ -143,7 +143,10 @@ def dask_runner(
         processes=True,
         dashboard_address=None,  # no dashboard; the scheduler's health routes on any port:
         scheduler_kwargs={"dashboard_address": ":0"},  # 8787 may be another cluster's
-        silence_logs=logging.ERROR,
+        # Dask's own log kept off the terminal up to its errors: on Ctrl-C a worker logs a
+        # failed heartbeat to the closing scheduler at ERROR, a traceback under the one line
+        # that says the sweep was interrupted. A variant's failure is its row, not a log.
+        silence_logs=logging.CRITICAL,
         preload=[__name__],  # dask_setup: Ctrl-C is the client's to handle
     )
     try:
