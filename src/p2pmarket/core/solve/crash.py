@@ -161,7 +161,7 @@ def _period_basis(lp: MatrixLP, threads: int | None, seconds: list[float]) -> An
     blocks = _solve_blocks(lp, cols, col_period, rows, row_period, upper, threads, seconds)
     if blocks is None:
         return None
-    if int(lp.a.tocsr()[storage_row].nnz) + blocks.entries != lp.a.nnz:
+    if int(storage_row[lp.a.indices].sum()) + blocks.entries != lp.a.nnz:  # (column-major)
         return None  # an entry joins two periods outside the storage rows
     col_status, row_status = blocks.col_status, blocks.row_status
     assert col_status is not None and row_status is not None
